@@ -1,0 +1,4 @@
+import { CreateJobs1764028800000 } from './1764028800000-create-jobs.js';
+
+/** Every migration, oldest first; listed so the app and the CLI run the same set. */
+export const migrations = [CreateJobs1764028800000];

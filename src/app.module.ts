@@ -1,0 +1,31 @@
+import { type DynamicModule, Module, type Provider } from '@nestjs/common';
+import { ConfigModule } from './config/config.module.js';
+import type { KilnConfig } from './config/config.js';
+import { DatabaseModule } from './database/database.module.js';
+import { JobsModule } from './jobs/jobs.module.js';
+import { RedisModule } from './redis/redis.module.js';
+import { WorkerModule } from './worker/worker.module.js';
+
+export interface AppOptions {
+  /** Extra generators (benchmarks and tests register their own). */
+  generators?: Provider[];
+}
+
+@Module({})
+export class AppModule {
+  /** One codebase, a role per process: `api` serves HTTP, `worker` runs generators, `all` both. */
+  static forRoot(config: KilnConfig, { generators = [] }: AppOptions = {}): DynamicModule {
+    const jobs = JobsModule.forRoot({ api: config.runsApi });
+    return {
+      module: AppModule,
+      imports: [
+        ConfigModule.forRoot(config),
+        DatabaseModule,
+        RedisModule,
+        jobs,
+        ...(config.runsWorker ? [WorkerModule.forRoot(jobs)] : []),
+      ],
+      providers: generators,
+    };
+  }
+}

@@ -1,0 +1,11 @@
+import { Module } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { Artifact } from './artifact.entity.js';
+import { ArtifactStore } from './artifact-store.service.js';
+
+@Module({
+  imports: [TypeOrmModule.forFeature([Artifact])],
+  providers: [ArtifactStore],
+  exports: [ArtifactStore],
+})
+export class CacheModule {}

@@ -1,0 +1,87 @@
+import {
+  type ArgumentsHost,
+  Catch,
+  type ExceptionFilter,
+  HttpException,
+  Logger,
+} from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ProblemError } from './problem.js';
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+/** Fastify's own errors (bad JSON, body too large, wrong media type) carry a 4xx statusCode. */
+function isClientError(error: unknown): error is Error & { statusCode: number } {
+  return (
+    error instanceof Error &&
+    'statusCode' in error &&
+    typeof error.statusCode === 'number' &&
+    error.statusCode >= 400 &&
+    error.statusCode < 500
+  );
+}
+
+const CODES: Record<number, string> = {
+  400: 'bad-request',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not-found',
+  405: 'method-not-allowed',
+  413: 'payload-too-large',
+  415: 'unsupported-media-type',
+  429: 'too-many-requests',
+};
+const codeFor = (status: number) => CODES[status] ?? `http-${status}`;
+
+function httpExceptionDetail(exception: HttpException): string {
+  const response = exception.getResponse();
+  if (typeof response === 'string') return response;
+  const message = (response as { message?: unknown }).message;
+  return Array.isArray(message) ? message.join('; ') : String(message ?? exception.message);
+}
+
+/** Turns every error into an RFC 9457 problem document; nothing else reaches the client. */
+@Catch()
+export class ProblemDetailsFilter implements ExceptionFilter {
+  private readonly logger = new Logger('Http');
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const http = host.switchToHttp();
+    const request = http.getRequest<FastifyRequest>();
+    const reply = http.getResponse<FastifyReply>();
+    const problem = this.toProblem(exception);
+    const { status, code, detail, options } = problem;
+    if (status >= 500) {
+      this.logger.error(
+        `${request.method} ${request.url} failed [${request.id}]`,
+        exception instanceof Error ? exception.stack : String(exception),
+      );
+    }
+    void reply
+      .status(status)
+      .headers(options.headers ?? {})
+      .type(PROBLEM_CONTENT_TYPE)
+      .send({
+        type: `urn:kiln:problem:${code}`,
+        title: problem.title,
+        status,
+        detail,
+        instance: request.url,
+        requestId: request.id,
+        ...options.extensions,
+        ...(options.errors ? { errors: options.errors } : {}),
+      });
+  }
+
+  private toProblem(exception: unknown): ProblemError {
+    if (exception instanceof ProblemError) return exception;
+    if (exception instanceof HttpException) {
+      const status = exception.getStatus();
+      return new ProblemError(status, codeFor(status), httpExceptionDetail(exception));
+    }
+    if (isClientError(exception)) {
+      return new ProblemError(exception.statusCode, codeFor(exception.statusCode), exception.message);
+    }
+    return new ProblemError(500, 'internal-error', 'An unexpected error occurred; it has been logged.');
+  }
+}

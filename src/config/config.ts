@@ -1,0 +1,115 @@
+import { availableParallelism, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+
+const bool = z.enum(['true', 'false', '1', '0']).transform((value) => value === 'true' || value === '1');
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+
+/** `music=60000,speech=5000` → `{ music: 60000, speech: 5000 }` */
+const perKindMs = z
+  .string()
+  .regex(/^([a-z0-9-]+=\d+)?(,[a-z0-9-]+=\d+)*$/, 'expected kind=milliseconds pairs separated by commas')
+  .transform((text) =>
+    Object.fromEntries(
+      text
+        .split(',')
+        .filter(Boolean)
+        .map((pair) => {
+          const [kind, ms] = pair.split('=');
+          return [kind, Number(ms)];
+        }),
+    ),
+  );
+
+/** Every environment key Kiln reads, with its default. `.env.example` mirrors this list. */
+const envSchema = z.object({
+  KILN_ROLE: z.enum(['all', 'api', 'worker']).default('all'),
+  HOST: z.string().default('0.0.0.0'),
+  PORT: int(0, 65535).default(3000),
+  LOG_LEVEL: z.enum(['error', 'warn', 'log', 'debug', 'verbose']).default('log'),
+  BODY_LIMIT_BYTES: int(1024).default(1_048_576),
+  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).default('postgres://postgres@127.0.0.1:5432/kiln'),
+  DB_POOL_SIZE: int(1, 200).default(10),
+  DB_MIGRATE_ON_START: bool.default(true),
+  REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
+  REDIS_PREFIX: z.string().regex(/^[\w:{}-]+$/).default('kiln'),
+  ARTIFACT_DIR: z.string().default('var/artifacts'),
+  TEMP_DIR: z.string().default(join(tmpdir(), 'kiln')),
+  BATCH_MAX: int(1, 1000).default(10),
+  MAX_RETRIES: int(0, 100).default(3),
+  RETRY_DELAY_MS: int(0).default(1000),
+  JOB_TIMEOUT_MS: int(1).default(600_000),
+  JOB_TIMEOUT_MS_BY_KIND: perKindMs.default({}),
+  PROGRESS_INTERVAL_MS: int(0).default(250),
+  CPU_CONCURRENCY: int(1, 1024).default(availableParallelism()),
+  JOB_LOCK_MS: int(1000).default(30_000),
+  STALLED_CHECK_INTERVAL_MS: int(100).default(30_000),
+  MAX_STALLED_COUNT: int(0, 100).default(2),
+  RECONCILE_INTERVAL_MS: int(100).default(30_000),
+  SHUTDOWN_GRACE_MS: int(0).default(30_000),
+});
+
+export type Env = z.input<typeof envSchema>;
+
+function toConfig(env: z.output<typeof envSchema>) {
+  return {
+    role: env.KILN_ROLE,
+    runsApi: env.KILN_ROLE !== 'worker',
+    runsWorker: env.KILN_ROLE !== 'api',
+    http: {
+      host: env.HOST,
+      port: env.PORT,
+      bodyLimitBytes: env.BODY_LIMIT_BYTES,
+      logLevel: env.LOG_LEVEL,
+    },
+    database: {
+      url: env.DATABASE_URL,
+      poolSize: env.DB_POOL_SIZE,
+      migrateOnStart: env.DB_MIGRATE_ON_START,
+    },
+    redis: { url: env.REDIS_URL, prefix: env.REDIS_PREFIX },
+    storage: { artifactDir: resolve(env.ARTIFACT_DIR), tempDir: resolve(env.TEMP_DIR) },
+    jobs: {
+      batchMax: env.BATCH_MAX,
+      maxAttempts: env.MAX_RETRIES + 1,
+      retryDelayMs: env.RETRY_DELAY_MS,
+      reconcileIntervalMs: env.RECONCILE_INTERVAL_MS,
+    },
+    worker: {
+      cpuConcurrency: env.CPU_CONCURRENCY,
+      timeoutMs: env.JOB_TIMEOUT_MS,
+      timeoutMsByKind: env.JOB_TIMEOUT_MS_BY_KIND as Record<string, number>,
+      progressIntervalMs: env.PROGRESS_INTERVAL_MS,
+      lockMs: env.JOB_LOCK_MS,
+      stalledCheckIntervalMs: env.STALLED_CHECK_INTERVAL_MS,
+      maxStalledCount: env.MAX_STALLED_COUNT,
+      shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
+    },
+  };
+}
+
+export type Config = ReturnType<typeof toConfig>;
+
+/** The validated configuration tree; inject it by this class. */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
+export abstract class KilnConfig {}
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type, @typescript-eslint/no-unsafe-declaration-merging
+export interface KilnConfig extends Config {}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
+  }
+}
+
+/** Validates the environment once; throws a ConfigError naming every bad key. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): KilnConfig {
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''));
+  const parsed = envSchema.safeParse(present);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`),
+    );
+  }
+  return toConfig(parsed.data);
+}

@@ -1,0 +1,47 @@
+import type { LoggerService } from '@nestjs/common';
+import { DiscoveryService } from '@nestjs/core';
+import type { z } from 'zod';
+import type { JobStep } from '../jobs/job.entity.js';
+
+/** Which worker pool runs a kind: GPU and CPU work scale and fail apart. */
+export type Resources = 'cpu' | 'gpu';
+
+export type GenerationStep = Extract<JobStep, 'loading_model' | 'preparing' | 'generating' | 'saving'>;
+
+export interface GenerationContext {
+  readonly jobId: string;
+  /** Fires on cancel, timeout or shutdown; `signal.reason` says which. */
+  readonly signal: AbortSignal;
+  /** Reports the current step and, optionally, the fraction of the whole job done (0..1). */
+  progress(step: GenerationStep, fraction?: number): void;
+  /** A directory of this attempt's own, created on first use and removed afterwards. */
+  tempDir(): Promise<string>;
+  readonly logger: LoggerService;
+}
+
+/** A generator's result: bytes in memory, or a file it wrote (inside its temp dir). */
+export type GeneratedOutput = { contentType: string; extension: string } & (
+  | { data: Buffer }
+  | { path: string }
+);
+
+export interface Generator<Input extends z.ZodType = z.ZodType> {
+  /** The `kind` clients submit; lowercase words joined by dashes. */
+  readonly kind: string;
+  /** Part of every input hash: bump it when the same input would give other bytes. */
+  readonly version: string;
+  readonly description: string;
+  readonly resources: Resources;
+  readonly input: Input;
+  /** An input shown in the API docs. */
+  readonly example: z.input<Input>;
+  generate(input: z.output<Input>, context: GenerationContext): Promise<GeneratedOutput>;
+}
+
+/** Marks a provider as a generator; the registry discovers every one at start. */
+export const KilnGenerator = DiscoveryService.createDecorator();
+
+/** Thrown by a generator when running again cannot help (bad input, a missing binary). */
+export class NonRetryableError extends Error {
+  override name = 'NonRetryableError';
+}

@@ -1,0 +1,124 @@
+import { Injectable } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import type { Repository } from 'typeorm';
+import { rowToEntity } from '../database/row-to-entity.js';
+import { JobEvents } from './job-events.service.js';
+import { Job, type JobStep } from './job.entity.js';
+
+/**
+ * The worker's side of a job's life. Every change is a conditional UPDATE that checks the
+ * current status and, once running, the attempt number: a cancelled job is never started,
+ * and a late or duplicate worker can never overwrite a newer attempt or a finished job.
+ */
+@Injectable()
+export class JobLifecycle {
+  constructor(
+    @InjectRepository(Job) private readonly jobs: Repository<Job>,
+    private readonly events: JobEvents,
+  ) {}
+
+  /** pending (or processing, after a worker died) → processing, as a new attempt. */
+  claim(id: string): Promise<Job | null> {
+    return this.transition(
+      `UPDATE jobs SET status = 'processing', current_step = 'preparing', progress = 0,
+         attempts = attempts + 1, started_at = coalesce(started_at, now()), updated_at = now()
+       WHERE id = $1 AND status IN ('pending', 'processing') RETURNING *`,
+      [id],
+    );
+  }
+
+  /** Returns whether a cancel has been requested: a second path for a lost broadcast. */
+  async progress(job: Job, step: JobStep, progress: number): Promise<{ cancelRequested: boolean }> {
+    const updated = await this.transition(
+      `UPDATE jobs SET current_step = $3, progress = $4, updated_at = now()
+       WHERE id = $1 AND attempts = $2 AND status = 'processing' RETURNING *`,
+      [job.id, job.attempts, step, progress],
+    );
+    return { cancelRequested: updated?.cancelRequestedAt != null };
+  }
+
+  complete(job: Job, artifactSha256: string): Promise<Job | null> {
+    return this.transition(
+      `UPDATE jobs SET status = 'completed', current_step = 'completed', progress = 1,
+         artifact_sha256 = $3, error = NULL, finished_at = now(), updated_at = now()
+       WHERE id = $1 AND attempts = $2 AND status = 'processing' RETURNING *`,
+      [job.id, job.attempts, artifactSha256],
+    );
+  }
+
+  /** A failed attempt that will run again after its backoff. */
+  retryLater(job: Job, error: string): Promise<Job | null> {
+    return this.transition(
+      `UPDATE jobs SET status = 'pending', current_step = 'queued', progress = 0, error = $3,
+         updated_at = now()
+       WHERE id = $1 AND attempts = $2 AND status = 'processing' RETURNING *`,
+      [job.id, job.attempts, error],
+    );
+  }
+
+  /** An attempt stopped by shutdown: back to the queue, its attempt not counted. */
+  handBack(job: Job): Promise<Job | null> {
+    return this.transition(
+      `UPDATE jobs SET status = 'pending', current_step = 'queued', progress = 0,
+         attempts = attempts - 1, updated_at = now()
+       WHERE id = $1 AND attempts = $2 AND status = 'processing' RETURNING *`,
+      [job.id, job.attempts],
+    );
+  }
+
+  /** The last failure. Without an attempt (a stall detected by BullMQ) any unfinished job fails. */
+  fail(id: string, error: string, attempt?: number): Promise<Job | null> {
+    return this.transition(
+      `UPDATE jobs SET status = 'failed', current_step = 'failed', error = $2,
+         finished_at = now(), updated_at = now()
+       WHERE id = $1 AND status IN ('pending', 'processing') AND ($3::int IS NULL OR attempts = $3)
+       RETURNING *`,
+      [id, error, attempt ?? null],
+    );
+  }
+
+  /** The API's cancel of a job no worker runs: final at once. */
+  cancelIfPending(id: string, ownerId: string): Promise<Job | null> {
+    return this.transition(
+      `UPDATE jobs SET status = 'cancelled', current_step = 'cancelled', finished_at = now(),
+         updated_at = now()
+       WHERE id = $1 AND owner_id = $2 AND status = 'pending' RETURNING *`,
+      [id, ownerId],
+    );
+  }
+
+  /** The API's cancel of a running job: stored, so a worker that missed the broadcast still sees it. */
+  requestCancel(id: string, ownerId: string): Promise<Job | null> {
+    return this.transition(
+      `UPDATE jobs SET cancel_requested_at = coalesce(cancel_requested_at, now()), updated_at = now()
+       WHERE id = $1 AND owner_id = $2 AND status = 'processing' RETURNING *`,
+      [id, ownerId],
+    );
+  }
+
+  /** The worker's side of a cancel, once the generator has stopped. */
+  cancelled(id: string): Promise<Job | null> {
+    return this.transition(
+      `UPDATE jobs SET status = 'cancelled', current_step = 'cancelled', finished_at = now(),
+         updated_at = now()
+       WHERE id = $1 AND status IN ('pending', 'processing') RETURNING *`,
+      [id],
+    );
+  }
+
+  /** Runs one conditional UPDATE; publishes and returns the new row, or null if nothing matched. */
+  private async transition(sql: string, parameters: unknown[]): Promise<Job | null> {
+    const [rows] = (await this.jobs.query(sql, parameters)) as [Record<string, unknown>[], number];
+    const row = rows[0];
+    if (!row) return null;
+    const job = rowToEntity(this.jobs, row);
+    this.events.publishUpdate({
+      id: job.id,
+      status: job.status,
+      step: job.currentStep,
+      progress: job.progress,
+      error: job.error,
+    });
+    return job;
+  }
+}

@@ -1,0 +1,117 @@
+import { InjectQueue } from '@nestjs/bullmq';
+import { Injectable } from '@nestjs/common';
+import { type Job as BullJob, type JobState, Queue, Worker } from 'bullmq';
+import { KilnConfig } from '../config/config.js';
+import type { Resources } from '../generation/generator.js';
+import { GeneratorRegistry } from '../generation/generator.registry.js';
+import { RedisService } from '../redis/redis.service.js';
+import { PRIORITY } from './job.dto.js';
+
+export const QUEUE_NAMES: Record<Resources, string> = {
+  cpu: 'generation-cpu',
+  gpu: 'generation-gpu',
+};
+
+/** A BullMQ job carries only what routing needs; the row holds the rest. */
+export interface QueuedJobData {
+  kind: string;
+}
+export type QueuedJob = BullJob<QueuedJobData, void, string>;
+
+export interface Enqueueable {
+  id: string;
+  kind: string;
+  priority: number;
+  maxAttempts: number;
+}
+
+export interface WorkerSettings {
+  concurrency: number;
+  lockMs: number;
+  stalledCheckIntervalMs: number;
+  maxStalledCount: number;
+}
+
+/** The one port to BullMQ: nothing else in Kiln touches a Queue or builds a Worker. */
+@Injectable()
+export class JobQueue {
+  private readonly queues: Record<Resources, Queue<QueuedJobData, void, string>>;
+
+  constructor(
+    @InjectQueue(QUEUE_NAMES.cpu) cpu: Queue<QueuedJobData, void, string>,
+    @InjectQueue(QUEUE_NAMES.gpu) gpu: Queue<QueuedJobData, void, string>,
+    private readonly registry: GeneratorRegistry,
+    private readonly redis: RedisService,
+    private readonly config: KilnConfig,
+  ) {
+    this.queues = { cpu, gpu };
+  }
+
+  /** Safe to repeat: the job id is the row id, and BullMQ ignores an id it already holds. */
+  async enqueue(jobs: readonly Enqueueable[]): Promise<void> {
+    const byQueue = new Map<Queue<QueuedJobData, void, string>, Enqueueable[]>();
+    for (const job of jobs) {
+      const queue = this.queueOf(job.kind);
+      byQueue.set(queue, [...(byQueue.get(queue) ?? []), job]);
+    }
+    await Promise.all(
+      [...byQueue].map(([queue, group]) =>
+        queue.addBulk(
+          group.map((job) => ({
+            name: job.kind,
+            data: { kind: job.kind },
+            opts: {
+              jobId: job.id,
+              // BullMQ runs lower numbers first; Kiln's API runs higher priorities first.
+              priority: PRIORITY.max + 1 - job.priority,
+              attempts: job.maxAttempts,
+              backoff: { type: 'exponential', delay: this.config.jobs.retryDelayMs },
+              removeOnComplete: true,
+              removeOnFail: { count: 1000 },
+            },
+          })),
+        ),
+      ),
+    );
+  }
+
+  /** Removes a job that no worker holds; false when it is running (locked). */
+  async remove(id: string, kind: string): Promise<boolean> {
+    return (await this.queueOf(kind).remove(id)) === 1;
+  }
+
+  async states(jobs: readonly { id: string; kind: string }[]): Promise<Map<string, JobState | 'unknown'>> {
+    const states = await Promise.all(jobs.map((job) => this.queueOf(job.kind).getJobState(job.id)));
+    return new Map(jobs.map((job, index) => [job.id, states[index] ?? 'unknown']));
+  }
+
+  async counts(): Promise<Record<string, Record<string, number>>> {
+    const entries = await Promise.all(
+      Object.values(this.queues).map(async (queue) => [
+        queue.name,
+        await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'failed'),
+      ]),
+    );
+    return Object.fromEntries(entries) as Record<string, Record<string, number>>;
+  }
+
+  /** Starts a worker on the queue of the given resources, on a connection of its own. */
+  work(
+    resources: Resources,
+    handler: (job: QueuedJob, token: string | undefined) => Promise<void>,
+    settings: WorkerSettings,
+  ): Worker<QueuedJobData, void, string> {
+    return new Worker<QueuedJobData, void, string>(QUEUE_NAMES[resources], handler, {
+      connection: this.redis.dedicated(`worker-${resources}`),
+      prefix: this.config.redis.prefix,
+      concurrency: settings.concurrency,
+      lockDuration: settings.lockMs,
+      stalledInterval: settings.stalledCheckIntervalMs,
+      maxStalledCount: settings.maxStalledCount,
+    });
+  }
+
+  private queueOf(kind: string): Queue<QueuedJobData, void, string> {
+    return this.queues[this.registry.require(kind).resources];
+  }
+}

@@ -1,0 +1,88 @@
+import {
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import { KilnConfig } from '../config/config.js';
+import { withAdvisoryLock } from '../database/advisory-lock.js';
+import { GeneratorRegistry } from '../generation/generator.registry.js';
+import { JobLifecycle } from './job-lifecycle.service.js';
+import { type Enqueueable, JobQueue } from './job-queue.service.js';
+
+const BATCH = 1000;
+
+export interface ReconcileReport {
+  enqueued: number;
+  failed: number;
+}
+
+/**
+ * Makes Redis agree with PostgreSQL: every unfinished row whose BullMQ job is missing (an
+ * enqueue that failed, a Redis that restarted empty) is enqueued again, so an accepted job is
+ * never lost; a row whose BullMQ job has given up is marked failed.
+ */
+@Injectable()
+export class JobReconciler implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger('Reconciler');
+  private timer?: NodeJS.Timeout;
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly queue: JobQueue,
+    private readonly lifecycle: JobLifecycle,
+    private readonly registry: GeneratorRegistry,
+    private readonly config: KilnConfig,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    void this.runQuietly();
+    this.timer = setInterval(() => void this.runQuietly(), this.config.jobs.reconcileIntervalMs);
+    this.timer.unref();
+  }
+
+  onApplicationShutdown(): void {
+    clearInterval(this.timer);
+  }
+
+  /** One pass; replicas take turns on a lock, and a replica that finds it taken skips. */
+  async reconcile(): Promise<ReconcileReport> {
+    const report = await withAdvisoryLock(this.dataSource, 'reconciler', () => this.pass(), {
+      wait: false,
+    });
+    return report ?? { enqueued: 0, failed: 0 };
+  }
+
+  private async pass(): Promise<ReconcileReport> {
+    const rows = (await this.dataSource.query(
+      `SELECT id, kind, priority, max_attempts AS "maxAttempts" FROM jobs
+       WHERE status IN ('pending', 'processing') ORDER BY created_at LIMIT $1`,
+      [BATCH],
+    )) as Enqueueable[];
+    const known = new Set(this.registry.kinds);
+    const orphans = rows.filter((row) => !known.has(row.kind));
+    const runnable = rows.filter((row) => known.has(row.kind));
+    const states = await this.queue.states(runnable);
+    const missing = runnable.filter((row) => states.get(row.id) === 'unknown');
+    const gaveUp = runnable.filter((row) => states.get(row.id) === 'failed');
+    await this.queue.enqueue(missing);
+    const failures = await Promise.all([
+      ...orphans.map((row) => this.lifecycle.fail(row.id, `No generator for kind '${row.kind}'.`)),
+      ...gaveUp.map((row) => this.lifecycle.fail(row.id, 'The queue gave up on this job.')),
+    ]);
+    const report = { enqueued: missing.length, failed: failures.filter(Boolean).length };
+    if (report.enqueued + report.failed > 0) {
+      this.logger.log(`Re-enqueued ${report.enqueued} job(s), failed ${report.failed}`);
+    }
+    return report;
+  }
+
+  private async runQuietly(): Promise<void> {
+    try {
+      await this.reconcile();
+    } catch (error) {
+      this.logger.warn(`Reconcile failed; next try in ${this.config.jobs.reconcileIntervalMs} ms: ${(error as Error).message}`);
+    }
+  }
+}

@@ -1,0 +1,87 @@
+import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
+
+export const JOB_STATUSES = ['pending', 'processing', 'completed', 'failed', 'cancelled'] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+export const FINAL_STATUSES: readonly JobStatus[] = ['completed', 'failed', 'cancelled'];
+
+/** What a job is doing now; the last three mirror its final status. */
+export const JOB_STEPS = [
+  'queued',
+  'loading_model',
+  'preparing',
+  'generating',
+  'saving',
+  'completed',
+  'failed',
+  'cancelled',
+] as const;
+export type JobStep = (typeof JOB_STEPS)[number];
+
+/** A job's row is its truth; its BullMQ job carries only the id. */
+@Entity('jobs')
+export class Job {
+  @PrimaryGeneratedColumn('uuid')
+  id!: string;
+
+  @Column('text')
+  kind!: string;
+
+  @Column('text')
+  status!: JobStatus;
+
+  @Column('text', { name: 'current_step' })
+  currentStep!: JobStep;
+
+  @Column('real')
+  progress!: number;
+
+  @Column('jsonb')
+  input!: Record<string, unknown>;
+
+  /** sha256 of the canonical JSON of kind, generator version and input. */
+  @Column('text', { name: 'input_hash' })
+  inputHash!: string;
+
+  @Column('text', { name: 'generator_version' })
+  generatorVersion!: string;
+
+  @Column('smallint')
+  priority!: number;
+
+  /** How many times a worker has started this job; also fences writes from stale attempts. */
+  @Column('int')
+  attempts!: number;
+
+  @Column('int', { name: 'max_attempts' })
+  maxAttempts!: number;
+
+  @Column('text', { nullable: true })
+  error!: string | null;
+
+  @Column('text', { name: 'artifact_sha256', nullable: true })
+  artifactSha256!: string | null;
+
+  @Column('text', { name: 'owner_id' })
+  ownerId!: string;
+
+  @Column('text', { name: 'idempotency_key', nullable: true })
+  idempotencyKey!: string | null;
+
+  @Column('uuid', { name: 'batch_id', nullable: true })
+  batchId!: string | null;
+
+  @Column('timestamptz', { name: 'cancel_requested_at', nullable: true })
+  cancelRequestedAt!: Date | null;
+
+  @Column('timestamptz', { name: 'created_at' })
+  createdAt!: Date;
+
+  @Column('timestamptz', { name: 'started_at', nullable: true })
+  startedAt!: Date | null;
+
+  @Column('timestamptz', { name: 'finished_at', nullable: true })
+  finishedAt!: Date | null;
+
+  @Column('timestamptz', { name: 'updated_at' })
+  updatedAt!: Date;
+}

@@ -1,0 +1,214 @@
+import { createReadStream } from 'node:fs';
+import { access } from 'node:fs/promises';
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  Headers,
+  HttpCode,
+  Param,
+  Post,
+  Query,
+  Req,
+  Res,
+} from '@nestjs/common';
+import { ApiBody, ApiHeader, ApiOperation, ApiProduces, ApiResponse, ApiTags } from '@nestjs/swagger';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { ApiProblems } from '../common/api-problems.decorator.js';
+import { apiRef } from '../common/openapi.js';
+import { ProblemError, badRequest } from '../common/problem.js';
+import { ZodPipe } from '../common/validation.js';
+import { type JobEvent, JobEvents } from './job-events.service.js';
+import {
+  type JobView,
+  batchViewSchema,
+  jobIdSchema,
+  jobPageSchema,
+  jobViewSchema,
+  listJobsQuerySchema,
+  submitBatchSchema,
+  submitJobSchema,
+  toJobView,
+  type ListJobsQuery,
+} from './job.dto.js';
+import { FINAL_STATUSES, type Job } from './job.entity.js';
+import { JobsService } from './jobs.service.js';
+
+/** Until API keys exist every caller is the same owner. */
+export const ANONYMOUS_OWNER = 'anonymous';
+
+const idPipe = new ZodPipe(jobIdSchema);
+const idempotencyKeySchema = z.string().min(1).max(255);
+const SSE_HEARTBEAT_MS = 15_000;
+
+const toEvent = (job: Job): JobEvent => ({
+  id: job.id,
+  status: job.status,
+  step: job.currentStep,
+  progress: job.progress,
+  error: job.error,
+});
+
+@ApiTags('jobs')
+@Controller('jobs')
+export class JobsController {
+  constructor(
+    private readonly jobs: JobsService,
+    private readonly events: JobEvents,
+  ) {}
+
+  @Post()
+  @ApiOperation({
+    summary: 'Submit a job',
+    description: 'Answers `202` at once; follow `Location` or the `events` link for progress.',
+  })
+  @ApiBody({ schema: apiRef(submitJobSchema) })
+  @ApiHeader({
+    name: 'Idempotency-Key',
+    required: false,
+    description: 'Repeat a submission safely: the same key and body return the original job (`200`).',
+  })
+  @ApiResponse({ status: 202, description: 'Accepted', schema: apiRef(jobViewSchema) })
+  @ApiResponse({ status: 200, description: 'Seen before (Idempotency-Key)', schema: apiRef(jobViewSchema) })
+  @ApiProblems(400, 413, 415, 422)
+  async submit(
+    @Body() body: unknown,
+    @Headers('idempotency-key') idempotencyKey: string | undefined,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<JobView> {
+    if (idempotencyKey !== undefined && !idempotencyKeySchema.safeParse(idempotencyKey).success) {
+      throw badRequest('Invalid Idempotency-Key.', [
+        { parameter: 'Idempotency-Key', detail: 'Must be 1 to 255 characters.' },
+      ]);
+    }
+    const { job, created } = await this.jobs.submit(body, ANONYMOUS_OWNER, idempotencyKey);
+    const view = toJobView(job);
+    void reply.status(created ? 202 : 200).header('location', view.links.self);
+    return view;
+  }
+
+  @Post('batch')
+  @HttpCode(202)
+  @ApiOperation({
+    summary: 'Submit several jobs at once',
+    description: 'All items are validated first; one invalid item rejects the whole batch.',
+  })
+  @ApiBody({ schema: apiRef(submitBatchSchema) })
+  @ApiResponse({ status: 202, schema: apiRef(batchViewSchema) })
+  @ApiProblems(400, 413, 415, 422)
+  async submitBatch(
+    @Body(new ZodPipe(submitBatchSchema)) body: z.output<typeof submitBatchSchema>,
+  ): Promise<{ batchId: string; jobs: JobView[] }> {
+    const { batchId, jobs } = await this.jobs.submitBatch(body.jobs, ANONYMOUS_OWNER);
+    return { batchId, jobs: jobs.map(toJobView) };
+  }
+
+  @Get()
+  @ApiOperation({ summary: 'List jobs, newest first' })
+  @ApiResponse({ status: 200, schema: apiRef(jobPageSchema) })
+  @ApiProblems(400)
+  async list(
+    @Query(new ZodPipe(listJobsQuerySchema)) query: ListJobsQuery,
+  ): Promise<{ items: JobView[]; nextCursor: string | null }> {
+    const page = await this.jobs.list(query, ANONYMOUS_OWNER);
+    return { items: page.items.map(toJobView), nextCursor: page.nextCursor };
+  }
+
+  @Get(':id')
+  @ApiOperation({ summary: 'A job: status, step, progress, attempts, timings, error, links' })
+  @ApiResponse({ status: 200, schema: apiRef(jobViewSchema) })
+  @ApiProblems(400, 404)
+  async get(@Param('id', idPipe) id: string): Promise<JobView> {
+    return toJobView(await this.jobs.get(id, ANONYMOUS_OWNER));
+  }
+
+  @Delete(':id')
+  @ApiOperation({
+    summary: 'Cancel a job',
+    description:
+      'A pending job is cancelled at once (`200`); a running one is stopped by its worker (`202`, ' +
+      'then `cancelled`); a finished one is a `409`.',
+  })
+  @ApiResponse({ status: 200, description: 'Cancelled', schema: apiRef(jobViewSchema) })
+  @ApiResponse({ status: 202, description: 'Cancel requested', schema: apiRef(jobViewSchema) })
+  @ApiProblems(400, 404, 409)
+  async cancel(
+    @Param('id', idPipe) id: string,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<JobView> {
+    const { job, immediate } = await this.jobs.cancel(id, ANONYMOUS_OWNER);
+    void reply.status(immediate ? 200 : 202);
+    return toJobView(job);
+  }
+
+  @Get(':id/result')
+  @ApiOperation({ summary: "Download a completed job's output" })
+  @ApiProduces('application/octet-stream')
+  @ApiResponse({ status: 200, description: 'The file, with its own content type' })
+  @ApiResponse({ status: 304, description: 'Not modified (If-None-Match)' })
+  @ApiProblems(400, 404, 409)
+  async result(
+    @Param('id', idPipe) id: string,
+    @Req() request: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ): Promise<void> {
+    const { job, artifact, path } = await this.jobs.result(id, ANONYMOUS_OWNER);
+    const etag = `"${artifact.sha256}"`;
+    void reply
+      .header('etag', etag)
+      .header('cache-control', 'private, max-age=31536000, immutable');
+    if (request.headers['if-none-match']?.split(/\s*,\s*/).includes(etag)) {
+      await reply.status(304).send();
+      return;
+    }
+    await access(path).catch(() => {
+      throw new ProblemError(500, 'artifact-missing', `The file of job ${id} is missing from storage.`);
+    });
+    await reply
+      .type(artifact.contentType)
+      .header('content-length', artifact.sizeBytes)
+      .header('content-disposition', `attachment; filename="${job.kind}-${job.id}.${artifact.extension}"`)
+      .send(createReadStream(path));
+  }
+
+  @Get(':id/events')
+  @ApiOperation({
+    summary: 'Live updates (server-sent events)',
+    description:
+      'Sends the current state, then an `update` event per step or progress change; ' +
+      'the stream ends after the final state.',
+  })
+  @ApiProduces('text/event-stream')
+  @ApiProblems(400, 404)
+  async stream(
+    @Param('id', idPipe) id: string,
+    @Req() request: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ): Promise<void> {
+    await this.jobs.get(id, ANONYMOUS_OWNER);
+    const raw = reply.hijack().raw;
+    raw.writeHead(200, {
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-cache',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    const heartbeat = setInterval(() => raw.write(': keep-alive\n\n'), SSE_HEARTBEAT_MS);
+    const close = () => {
+      clearInterval(heartbeat);
+      unwatch();
+      raw.end();
+    };
+    const send = (event: JobEvent) => {
+      if (raw.writableEnded) return;
+      raw.write(`event: update\ndata: ${JSON.stringify(event)}\n\n`);
+      if (FINAL_STATUSES.includes(event.status)) close();
+    };
+    // Subscribe first, then read: no update can fall between the two.
+    const unwatch = this.events.watch(id, send);
+    request.raw.on('close', close);
+    send(toEvent(await this.jobs.get(id, ANONYMOUS_OWNER)));
+  }
+}

@@ -1,0 +1,277 @@
+import { randomUUID } from 'node:crypto';
+import { Injectable, Logger } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import type { Repository } from 'typeorm';
+import { ArtifactStore } from '../cache/artifact-store.service.js';
+import type { Artifact } from '../cache/artifact.entity.js';
+import { canonicalJson, sha256Hex } from '../common/canonical-json.js';
+import {
+  type FieldError,
+  ProblemError,
+  badRequest,
+  conflict,
+  notFound,
+  validationFailed,
+} from '../common/problem.js';
+import { parseWith } from '../common/validation.js';
+import { KilnConfig } from '../config/config.js';
+import { rowToEntity } from '../database/row-to-entity.js';
+import { GeneratorRegistry } from '../generation/generator.registry.js';
+import { JobEvents } from './job-events.service.js';
+import { JobLifecycle } from './job-lifecycle.service.js';
+import { JobQueue } from './job-queue.service.js';
+import { type ListJobsQuery, type QueueStats, submitJobSchema } from './job.dto.js';
+import { Job } from './job.entity.js';
+
+/** A validated submission, ready to insert. */
+interface NewJob {
+  id: string;
+  kind: string;
+  input: Record<string, unknown>;
+  inputHash: string;
+  generatorVersion: string;
+  priority: number;
+}
+
+export interface Submitted {
+  job: Job;
+  /** False when an Idempotency-Key matched an earlier submission. */
+  created: boolean;
+}
+
+/** Enqueueing must not hold a submit hostage while Redis is down: the reconciler catches up. */
+const ENQUEUE_TIMEOUT_MS = 2_000;
+
+@Injectable()
+export class JobsService {
+  private readonly logger = new Logger('Jobs');
+
+  constructor(
+    @InjectRepository(Job) private readonly jobs: Repository<Job>,
+    private readonly registry: GeneratorRegistry,
+    private readonly queue: JobQueue,
+    private readonly lifecycle: JobLifecycle,
+    private readonly events: JobEvents,
+    private readonly artifacts: ArtifactStore,
+    private readonly config: KilnConfig,
+  ) {}
+
+  async submit(body: unknown, ownerId: string, idempotencyKey?: string): Promise<Submitted> {
+    const parsed = this.validate(body, '#');
+    if (!parsed.ok) throw validationFailed(parsed.errors);
+    const [job] = await this.insert([parsed.job], ownerId, { idempotencyKey });
+    if (!job) return { job: await this.replay(parsed.job, ownerId, idempotencyKey), created: false };
+    await this.enqueue([job]);
+    return { job, created: true };
+  }
+
+  /** All items are validated first, then inserted in one statement: all or nothing. */
+  async submitBatch(items: unknown[], ownerId: string): Promise<{ batchId: string; jobs: Job[] }> {
+    if (items.length > this.config.jobs.batchMax) {
+      throw validationFailed([
+        { pointer: '#/jobs', detail: `At most ${this.config.jobs.batchMax} jobs per batch.` },
+      ]);
+    }
+    const valid: NewJob[] = [];
+    const errors: FieldError[] = [];
+    items.forEach((item, index) => {
+      const parsed = this.validate(item, `#/jobs/${index}`);
+      if (parsed.ok) valid.push(parsed.job);
+      else errors.push(...parsed.errors);
+    });
+    if (errors.length > 0) throw validationFailed(errors);
+    const batchId = randomUUID();
+    const jobs = await this.insert(valid, ownerId, { batchId });
+    await this.enqueue(jobs);
+    return { batchId, jobs };
+  }
+
+  async get(id: string, ownerId: string): Promise<Job> {
+    const job = await this.jobs.findOneBy({ id, ownerId });
+    if (!job) throw notFound(`No job ${id}.`);
+    return job;
+  }
+
+  /** Newest first, keyset-paginated on (created_at, id). */
+  async list(query: ListJobsQuery, ownerId: string): Promise<{ items: Job[]; nextCursor: string | null }> {
+    const builder = this.jobs
+      .createQueryBuilder('job')
+      .where('job.ownerId = :ownerId', { ownerId })
+      .orderBy('job.createdAt', 'DESC')
+      .addOrderBy('job.id', 'DESC')
+      .take(query.limit + 1);
+    if (query.status) builder.andWhere('job.status = :status', { status: query.status });
+    if (query.kind) builder.andWhere('job.kind = :kind', { kind: query.kind });
+    if (query.cursor) {
+      const { createdAt, id } = decodeCursor(query.cursor);
+      builder.andWhere('(job.createdAt, job.id) < (:createdAt, :id)', { createdAt, id });
+    }
+    const rows = await builder.getMany();
+    const items = rows.slice(0, query.limit);
+    const last = items.at(-1);
+    return {
+      items,
+      nextCursor: rows.length > query.limit && last ? encodeCursor(last) : null,
+    };
+  }
+
+  /**
+   * A pending job is cancelled at once. A running one is marked and its worker told, wherever
+   * it runs; the job turns `cancelled` when its generator stops. A finished job is a 409.
+   */
+  async cancel(id: string, ownerId: string): Promise<{ job: Job; immediate: boolean }> {
+    const cancelled = await this.lifecycle.cancelIfPending(id, ownerId);
+    if (cancelled) {
+      await this.queue.remove(id, cancelled.kind).catch((error: Error) => {
+        // A leftover queue entry is harmless: the worker's claim skips a cancelled job.
+        this.logger.warn(`Could not remove cancelled job ${id} from its queue: ${error.message}`);
+      });
+      return { job: cancelled, immediate: true };
+    }
+    const running = await this.lifecycle.requestCancel(id, ownerId);
+    if (running) {
+      this.events.requestCancel(id);
+      return { job: running, immediate: false };
+    }
+    const job = await this.get(id, ownerId);
+    throw conflict('job-finished', `Job ${id} has already finished (${job.status}).`, {
+      jobStatus: job.status,
+    });
+  }
+
+  async result(id: string, ownerId: string): Promise<{ job: Job; artifact: Artifact; path: string }> {
+    const job = await this.get(id, ownerId);
+    if (job.status !== 'completed' || !job.artifactSha256) {
+      throw conflict('job-not-completed', `Job ${id} has no result: it is ${job.status}.`, {
+        jobStatus: job.status,
+      });
+    }
+    const artifact = await this.artifacts.find(job.artifactSha256);
+    if (!artifact) throw new Error(`Artifact ${job.artifactSha256} of job ${id} is missing`);
+    return { job, artifact, path: this.artifacts.pathOf(artifact.sha256) };
+  }
+
+  async stats(): Promise<QueueStats> {
+    const [[row], queues] = await Promise.all([
+      this.jobs.query(`
+        SELECT
+          count(*) FILTER (WHERE status = 'pending')::int    AS pending,
+          count(*) FILTER (WHERE status = 'processing')::int AS processing,
+          count(*) FILTER (WHERE status = 'completed')::int  AS completed,
+          count(*) FILTER (WHERE status = 'failed')::int     AS failed,
+          count(*) FILTER (WHERE status = 'cancelled')::int  AS cancelled,
+          extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'pending'))::float8
+            AS "oldestPendingAgeSeconds",
+          avg(extract(epoch FROM finished_at - started_at))
+            FILTER (WHERE status = 'completed' AND finished_at > now() - interval '24 hours')::float8
+            AS "meanProcessingSeconds"
+        FROM jobs`) as Promise<[Omit<QueueStats, 'queues'>]>,
+      this.queue.counts(),
+    ]);
+    return { ...row, queues };
+  }
+
+  private validate(body: unknown, base: string): { ok: true; job: NewJob } | { ok: false; errors: FieldError[] } {
+    const envelope = parseWith(submitJobSchema, body, base);
+    if (!envelope.ok) return envelope;
+    const { kind, input: rawInput, priority } = envelope.value;
+    const parsed = this.registry.parseInput(kind, rawInput, base);
+    if (!parsed.ok) return parsed;
+    const { generator, input } = parsed;
+    return {
+      ok: true,
+      job: {
+        id: randomUUID(),
+        kind,
+        input,
+        inputHash: sha256Hex(canonicalJson({ kind, version: generator.version, input })),
+        generatorVersion: generator.version,
+        priority,
+      },
+    };
+  }
+
+  /** One INSERT for one job or a whole batch; an Idempotency-Key seen before inserts nothing. */
+  private async insert(
+    jobs: NewJob[],
+    ownerId: string,
+    { idempotencyKey, batchId }: { idempotencyKey?: string; batchId?: string },
+  ): Promise<Job[]> {
+    const column = <T>(pick: (job: NewJob) => T) => jobs.map(pick);
+    const rows = (await this.jobs.query(
+      `INSERT INTO jobs (id, kind, input, input_hash, generator_version, priority, max_attempts,
+         owner_id, idempotency_key, batch_id)
+       SELECT id, kind, input, input_hash, generator_version, priority, $7, $8, $9, $10
+       FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::text[], $5::text[], $6::smallint[])
+         AS t (id, kind, input, input_hash, generator_version, priority)
+       ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+       RETURNING *`,
+      [
+        column((job) => job.id),
+        column((job) => job.kind),
+        column((job) => JSON.stringify(job.input)),
+        column((job) => job.inputHash),
+        column((job) => job.generatorVersion),
+        column((job) => job.priority),
+        this.config.jobs.maxAttempts,
+        ownerId,
+        idempotencyKey ?? null,
+        batchId ?? null,
+      ],
+    )) as Record<string, unknown>[];
+    const byId = new Map(rows.map((row) => [row.id, rowToEntity(this.jobs, row)]));
+    return jobs.flatMap((job) => byId.get(job.id) ?? []);
+  }
+
+  /** The job an Idempotency-Key already names, if this request is the same one again. */
+  private async replay(job: NewJob, ownerId: string, idempotencyKey?: string): Promise<Job> {
+    const earlier = await this.jobs.findOneBy({ ownerId, idempotencyKey });
+    if (!earlier) throw new Error(`Insert of job ${job.id} returned no row`);
+    if (earlier.inputHash !== job.inputHash || earlier.priority !== job.priority) {
+      throw new ProblemError(
+        422,
+        'idempotency-key-reused',
+        'This Idempotency-Key was used for a different request.',
+        { extensions: { jobId: earlier.id } },
+      );
+    }
+    return earlier;
+  }
+
+  private async enqueue(jobs: Job[]): Promise<void> {
+    try {
+      await withTimeout(this.queue.enqueue(jobs), ENQUEUE_TIMEOUT_MS);
+    } catch (error) {
+      this.logger.warn(
+        `Enqueue of ${jobs.length} job(s) failed; the reconciler will retry: ${(error as Error).message}`,
+      );
+    }
+  }
+}
+
+function encodeCursor(job: Job): string {
+  return Buffer.from(JSON.stringify([job.createdAt.toISOString(), job.id])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { createdAt: Date; id: string } {
+  try {
+    const [createdAt, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString()) as [string, string];
+    const date = new Date(createdAt);
+    if (Number.isNaN(date.getTime()) || !/^[0-9a-f-]{36}$/.test(id)) throw new Error('bad cursor');
+    return { createdAt: date, id };
+  } catch {
+    throw badRequest('Invalid cursor.', [{ parameter: 'cursor', detail: 'Use a nextCursor from a previous page.' }]);
+  }
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,52 @@
+import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { Redis } from 'ioredis';
+import { KilnConfig } from '../config/config.js';
+
+/** Kiln's Redis connections, all closed at shutdown. */
+@Injectable()
+export class RedisService implements OnApplicationShutdown {
+  /**
+   * For commands on the request path: it fails fast while Redis is down instead of
+   * queueing commands for ever, so a submit still answers and the reconciler enqueues later.
+   */
+  readonly client: Redis;
+  private readonly connections: Redis[] = [];
+  private readonly logger = new Logger('Redis');
+
+  constructor(private readonly config: KilnConfig) {
+    this.client = this.open('commands', { maxRetriesPerRequest: 1, connectTimeout: 2_000 });
+  }
+
+  /** A connection of its own, for blocking commands (BullMQ workers) or subscriptions. */
+  dedicated(name: string): Redis {
+    return this.open(name, { maxRetriesPerRequest: null });
+  }
+
+  /** Channel and key names under the configured prefix, so test runs and deployments never mix. */
+  key(name: string): string {
+    return `${this.config.redis.prefix}:${name}`;
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await Promise.all(this.connections.map((connection) => connection.quit().catch(() => undefined)));
+  }
+
+  private open(name: string, options: { maxRetriesPerRequest: number | null; connectTimeout?: number }) {
+    const connection = new Redis(this.config.redis.url, {
+      ...options,
+      connectionName: `kiln-${this.config.role}-${name}`,
+    });
+    // ioredis reconnects by itself: report an outage once, not on every retry.
+    let down = false;
+    connection.on('error', (error: Error) => {
+      if (!down) this.logger.warn(`Connection ${name} lost: ${error.message}`);
+      down = true;
+    });
+    connection.on('ready', () => {
+      if (down) this.logger.log(`Connection ${name} restored`);
+      down = false;
+    });
+    this.connections.push(connection);
+    return connection;
+  }
+}

@@ -1,0 +1,11 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import { JobRunner } from './job-runner.service.js';
+import { WorkerPool } from './worker-pool.service.js';
+
+@Module({})
+export class WorkerModule {
+  /** `jobs` is the application's own JobsModule, so both share one set of job services. */
+  static forRoot(jobs: DynamicModule): DynamicModule {
+    return { module: WorkerModule, imports: [jobs], providers: [JobRunner, WorkerPool] };
+  }
+}
