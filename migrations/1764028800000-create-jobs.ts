@@ -54,7 +54,9 @@ export class CreateJobs1764028800000 implements MigrationInterface {
     await queryRunner.query(
       `CREATE INDEX jobs_artifact_idx ON jobs (artifact_sha256) WHERE artifact_sha256 IS NOT NULL`,
     );
-    await queryRunner.query(`CREATE INDEX jobs_finished_idx ON jobs (finished_at) WHERE finished_at IS NOT NULL`);
+    await queryRunner.query(
+      `CREATE INDEX jobs_finished_idx ON jobs (finished_at) WHERE finished_at IS NOT NULL`,
+    );
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {

@@ -37,7 +37,8 @@ function httpExceptionDetail(exception: HttpException): string {
   const response = exception.getResponse();
   if (typeof response === 'string') return response;
   const message = (response as { message?: unknown }).message;
-  return Array.isArray(message) ? message.join('; ') : String(message ?? exception.message);
+  if (Array.isArray(message)) return message.join('; ');
+  return typeof message === 'string' ? message : exception.message;
 }
 
 /** Turns every error into an RFC 9457 problem document; nothing else reaches the client. */
@@ -80,8 +81,16 @@ export class ProblemDetailsFilter implements ExceptionFilter {
       return new ProblemError(status, codeFor(status), httpExceptionDetail(exception));
     }
     if (isClientError(exception)) {
-      return new ProblemError(exception.statusCode, codeFor(exception.statusCode), exception.message);
+      return new ProblemError(
+        exception.statusCode,
+        codeFor(exception.statusCode),
+        exception.message,
+      );
     }
-    return new ProblemError(500, 'internal-error', 'An unexpected error occurred; it has been logged.');
+    return new ProblemError(
+      500,
+      'internal-error',
+      'An unexpected error occurred; it has been logged.',
+    );
   }
 }

@@ -1,7 +1,8 @@
 import { STATUS_CODES } from 'node:http';
 
 /** Where a validation error points: a JSON pointer into the body, or a named query/path/header parameter. */
-export type FieldError = { pointer: string; detail: string } | { parameter: string; detail: string };
+export type FieldError =
+  { pointer: string; detail: string } | { parameter: string; detail: string };
 
 export interface ProblemOptions {
   errors?: FieldError[];

@@ -8,7 +8,11 @@ const componentId = (kind: string) =>
   `${kind.replace(/(^|-)([a-z0-9])/g, (_match, _dash: string, letter: string) => letter.toUpperCase())}Input`;
 
 /** Serves the OpenAPI document at /docs (UI) and /docs-json, with every generator's input schema. */
-export function setupSwagger(app: INestApplication, registry: GeneratorRegistry, version: string): void {
+export function setupSwagger(
+  app: INestApplication,
+  registry: GeneratorRegistry,
+  version: string,
+): void {
   const config = new DocumentBuilder()
     .setTitle('Kiln')
     .setDescription(
@@ -18,13 +22,19 @@ export function setupSwagger(app: INestApplication, registry: GeneratorRegistry,
     .setVersion(version)
     .build();
   const document = SwaggerModule.createDocument(app, config);
-  const schemas: Record<string, unknown> = { ...document.components?.schemas, ...openApiComponents() };
+  const schemas: Record<string, unknown> = {
+    ...document.components?.schemas,
+    ...openApiComponents(),
+  };
   const generators = registry.all();
-  for (const generator of generators) schemas[componentId(generator.kind)] = inputJsonSchema(generator);
+  for (const generator of generators)
+    schemas[componentId(generator.kind)] = inputJsonSchema(generator);
   const submit = schemas.SubmitJob as { properties: Record<string, Record<string, unknown>> };
   submit.properties.input = {
     ...submit.properties.input,
-    oneOf: generators.map((generator) => ({ $ref: `#/components/schemas/${componentId(generator.kind)}` })),
+    oneOf: generators.map((generator) => ({
+      $ref: `#/components/schemas/${componentId(generator.kind)}`,
+    })),
   };
   document.components = { ...document.components, schemas: schemas as never };
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });

@@ -46,6 +46,9 @@ export class ZodPipe<S extends z.ZodType> implements PipeTransform<unknown, z.ou
       parameter: 'pointer' in error ? (error.pointer.split('/')[1] ?? metadata.data ?? '') : '',
       detail: error.detail,
     }));
-    throw badRequest(`Invalid ${metadata.type} parameters; see \`errors\`.`, errors);
+    throw badRequest(
+      `Invalid ${metadata.type === 'param' ? 'path' : metadata.type} parameters; see \`errors\`.`,
+      errors,
+    );
   }
 }

@@ -2,20 +2,26 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 
-const bool = z.enum(['true', 'false', '1', '0']).transform((value) => value === 'true' || value === '1');
-const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+const bool = z
+  .enum(['true', 'false', '1', '0'])
+  .transform((value) => value === 'true' || value === '1');
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z.coerce.number().int().min(min).max(max);
 
 /** `music=60000,speech=5000` → `{ music: 60000, speech: 5000 }` */
 const perKindMs = z
   .string()
-  .regex(/^([a-z0-9-]+=\d+)?(,[a-z0-9-]+=\d+)*$/, 'expected kind=milliseconds pairs separated by commas')
-  .transform((text) =>
+  .regex(
+    /^([a-z0-9-]+=\d+)?(,[a-z0-9-]+=\d+)*$/,
+    'expected kind=milliseconds pairs separated by commas',
+  )
+  .transform((text): Record<string, number> =>
     Object.fromEntries(
       text
         .split(',')
         .filter(Boolean)
         .map((pair) => {
-          const [kind, ms] = pair.split('=');
+          const [kind = '', ms] = pair.split('=');
           return [kind, Number(ms)];
         }),
     ),
@@ -28,11 +34,16 @@ const envSchema = z.object({
   PORT: int(0, 65535).default(3000),
   LOG_LEVEL: z.enum(['error', 'warn', 'log', 'debug', 'verbose']).default('log'),
   BODY_LIMIT_BYTES: int(1024).default(1_048_576),
-  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).default('postgres://postgres@127.0.0.1:5432/kiln'),
+  DATABASE_URL: z
+    .url({ protocol: /^postgres(ql)?$/ })
+    .default('postgres://postgres@127.0.0.1:5432/kiln'),
   DB_POOL_SIZE: int(1, 200).default(10),
   DB_MIGRATE_ON_START: bool.default(true),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
-  REDIS_PREFIX: z.string().regex(/^[\w:{}-]+$/).default('kiln'),
+  REDIS_PREFIX: z
+    .string()
+    .regex(/^[\w:{}-]+$/)
+    .default('kiln'),
   ARTIFACT_DIR: z.string().default('var/artifacts'),
   TEMP_DIR: z.string().default(join(tmpdir(), 'kiln')),
   BATCH_MAX: int(1, 1000).default(10),
@@ -78,7 +89,7 @@ function toConfig(env: z.output<typeof envSchema>) {
     worker: {
       cpuConcurrency: env.CPU_CONCURRENCY,
       timeoutMs: env.JOB_TIMEOUT_MS,
-      timeoutMsByKind: env.JOB_TIMEOUT_MS_BY_KIND as Record<string, number>,
+      timeoutMsByKind: env.JOB_TIMEOUT_MS_BY_KIND,
       progressIntervalMs: env.PROGRESS_INTERVAL_MS,
       lockMs: env.JOB_LOCK_MS,
       stalledCheckIntervalMs: env.STALLED_CHECK_INTERVAL_MS,

@@ -6,23 +6,25 @@ import type { JobStep } from '../jobs/job.entity.js';
 /** Which worker pool runs a kind: GPU and CPU work scale and fail apart. */
 export type Resources = 'cpu' | 'gpu';
 
-export type GenerationStep = Extract<JobStep, 'loading_model' | 'preparing' | 'generating' | 'saving'>;
+export type GenerationStep = Extract<
+  JobStep,
+  'loading_model' | 'preparing' | 'generating' | 'saving'
+>;
 
 export interface GenerationContext {
   readonly jobId: string;
   /** Fires on cancel, timeout or shutdown; `signal.reason` says which. */
   readonly signal: AbortSignal;
   /** Reports the current step and, optionally, the fraction of the whole job done (0..1). */
-  progress(step: GenerationStep, fraction?: number): void;
+  readonly progress: (step: GenerationStep, fraction?: number) => void;
   /** A directory of this attempt's own, created on first use and removed afterwards. */
-  tempDir(): Promise<string>;
+  readonly tempDir: () => Promise<string>;
   readonly logger: LoggerService;
 }
 
 /** A generator's result: bytes in memory, or a file it wrote (inside its temp dir). */
 export type GeneratedOutput = { contentType: string; extension: string } & (
-  | { data: Buffer }
-  | { path: string }
+  { data: Buffer } | { path: string }
 );
 
 export interface Generator<Input extends z.ZodType = z.ZodType> {

@@ -108,7 +108,7 @@ export class JobLifecycle {
 
   /** Runs one conditional UPDATE; publishes and returns the new row, or null if nothing matched. */
   private async transition(sql: string, parameters: unknown[]): Promise<Job | null> {
-    const [rows] = (await this.jobs.query(sql, parameters)) as [Record<string, unknown>[], number];
+    const [rows] = await this.jobs.query<[Record<string, unknown>[], number]>(sql, parameters);
     const row = rows[0];
     if (!row) return null;
     const job = rowToEntity(this.jobs, row);

@@ -80,7 +80,9 @@ export class JobQueue {
     return (await this.queueOf(kind).remove(id)) === 1;
   }
 
-  async states(jobs: readonly { id: string; kind: string }[]): Promise<Map<string, JobState | 'unknown'>> {
+  async states(
+    jobs: readonly { id: string; kind: string }[],
+  ): Promise<Map<string, JobState | 'unknown'>> {
     const states = await Promise.all(jobs.map((job) => this.queueOf(job.kind).getJobState(job.id)));
     return new Map(jobs.map((job, index) => [job.id, states[index] ?? 'unknown']));
   }

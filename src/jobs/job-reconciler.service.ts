@@ -55,11 +55,11 @@ export class JobReconciler implements OnApplicationBootstrap, OnApplicationShutd
   }
 
   private async pass(): Promise<ReconcileReport> {
-    const rows = (await this.dataSource.query(
+    const rows = await this.dataSource.query<Enqueueable[]>(
       `SELECT id, kind, priority, max_attempts AS "maxAttempts" FROM jobs
        WHERE status IN ('pending', 'processing') ORDER BY created_at LIMIT $1`,
       [BATCH],
-    )) as Enqueueable[];
+    );
     const known = new Set(this.registry.kinds);
     const orphans = rows.filter((row) => !known.has(row.kind));
     const runnable = rows.filter((row) => known.has(row.kind));
@@ -82,7 +82,9 @@ export class JobReconciler implements OnApplicationBootstrap, OnApplicationShutd
     try {
       await this.reconcile();
     } catch (error) {
-      this.logger.warn(`Reconcile failed; next try in ${this.config.jobs.reconcileIntervalMs} ms: ${(error as Error).message}`);
+      this.logger.warn(
+        `Reconcile failed; next try in ${this.config.jobs.reconcileIntervalMs} ms: ${(error as Error).message}`,
+      );
     }
   }
 }

@@ -5,7 +5,9 @@ export const PRIORITY = { min: 1, max: 10, default: 5 } as const;
 
 export const submitJobSchema = z
   .strictObject({
-    kind: z.string().meta({ description: 'A generator kind from GET /generators.', example: 'music' }),
+    kind: z
+      .string()
+      .meta({ description: 'A generator kind from GET /generators.', example: 'music' }),
     input: z
       .record(z.string(), z.unknown())
       .meta({ description: "The generator's input; its schema depends on `kind`." }),
@@ -88,7 +90,9 @@ export const queueStatsSchema = z
       .meta({ description: 'Mean run time of jobs completed in the last 24 hours.' }),
     queues: z
       .record(z.string(), z.record(z.string(), z.int()))
-      .meta({ description: 'BullMQ counts per queue (waiting, active, delayed, prioritized, failed).' }),
+      .meta({
+        description: 'BullMQ counts per queue (waiting, active, delayed, prioritized, failed).',
+      }),
   })
   .meta({ id: 'QueueStats' });
 export type QueueStats = z.output<typeof queueStatsSchema>;

@@ -13,7 +13,14 @@ import {
   Req,
   Res,
 } from '@nestjs/common';
-import { ApiBody, ApiHeader, ApiOperation, ApiProduces, ApiResponse, ApiTags } from '@nestjs/swagger';
+import {
+  ApiBody,
+  ApiHeader,
+  ApiOperation,
+  ApiProduces,
+  ApiResponse,
+  ApiTags,
+} from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { ApiProblems } from '../common/api-problems.decorator.js';
@@ -68,10 +75,15 @@ export class JobsController {
   @ApiHeader({
     name: 'Idempotency-Key',
     required: false,
-    description: 'Repeat a submission safely: the same key and body return the original job (`200`).',
+    description:
+      'Repeat a submission safely: the same key and body return the original job (`200`).',
   })
   @ApiResponse({ status: 202, description: 'Accepted', schema: apiRef(jobViewSchema) })
-  @ApiResponse({ status: 200, description: 'Seen before (Idempotency-Key)', schema: apiRef(jobViewSchema) })
+  @ApiResponse({
+    status: 200,
+    description: 'Seen before (Idempotency-Key)',
+    schema: apiRef(jobViewSchema),
+  })
   @ApiProblems(400, 413, 415, 422)
   async submit(
     @Body() body: unknown,
@@ -156,20 +168,25 @@ export class JobsController {
   ): Promise<void> {
     const { job, artifact, path } = await this.jobs.result(id, ANONYMOUS_OWNER);
     const etag = `"${artifact.sha256}"`;
-    void reply
-      .header('etag', etag)
-      .header('cache-control', 'private, max-age=31536000, immutable');
+    void reply.header('etag', etag).header('cache-control', 'private, max-age=31536000, immutable');
     if (request.headers['if-none-match']?.split(/\s*,\s*/).includes(etag)) {
       await reply.status(304).send();
       return;
     }
     await access(path).catch(() => {
-      throw new ProblemError(500, 'artifact-missing', `The file of job ${id} is missing from storage.`);
+      throw new ProblemError(
+        500,
+        'artifact-missing',
+        `The file of job ${id} is missing from storage.`,
+      );
     });
     await reply
       .type(artifact.contentType)
       .header('content-length', artifact.sizeBytes)
-      .header('content-disposition', `attachment; filename="${job.kind}-${job.id}.${artifact.extension}"`)
+      .header(
+        'content-disposition',
+        `attachment; filename="${job.kind}-${job.id}.${artifact.extension}"`,
+      )
       .send(createReadStream(path));
   }
 

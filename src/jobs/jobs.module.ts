@@ -36,7 +36,15 @@ export class JobsModule {
       ],
       controllers: api ? [JobsController, QueueController] : [],
       providers: [JobsService, JobLifecycle, JobQueue, JobEvents, JobReconciler],
-      exports: [JobsService, JobLifecycle, JobQueue, JobEvents, JobReconciler, CacheModule, generation],
+      exports: [
+        JobsService,
+        JobLifecycle,
+        JobQueue,
+        JobEvents,
+        JobReconciler,
+        CacheModule,
+        generation,
+      ],
     };
   }
 }

@@ -60,7 +60,8 @@ export class JobsService {
     const parsed = this.validate(body, '#');
     if (!parsed.ok) throw validationFailed(parsed.errors);
     const [job] = await this.insert([parsed.job], ownerId, { idempotencyKey });
-    if (!job) return { job: await this.replay(parsed.job, ownerId, idempotencyKey), created: false };
+    if (!job)
+      return { job: await this.replay(parsed.job, ownerId, idempotencyKey), created: false };
     await this.enqueue([job]);
     return { job, created: true };
   }
@@ -93,7 +94,10 @@ export class JobsService {
   }
 
   /** Newest first, keyset-paginated on (created_at, id). */
-  async list(query: ListJobsQuery, ownerId: string): Promise<{ items: Job[]; nextCursor: string | null }> {
+  async list(
+    query: ListJobsQuery,
+    ownerId: string,
+  ): Promise<{ items: Job[]; nextCursor: string | null }> {
     const builder = this.jobs
       .createQueryBuilder('job')
       .where('job.ownerId = :ownerId', { ownerId })
@@ -139,7 +143,10 @@ export class JobsService {
     });
   }
 
-  async result(id: string, ownerId: string): Promise<{ job: Job; artifact: Artifact; path: string }> {
+  async result(
+    id: string,
+    ownerId: string,
+  ): Promise<{ job: Job; artifact: Artifact; path: string }> {
     const job = await this.get(id, ownerId);
     if (job.status !== 'completed' || !job.artifactSha256) {
       throw conflict('job-not-completed', `Job ${id} has no result: it is ${job.status}.`, {
@@ -153,7 +160,7 @@ export class JobsService {
 
   async stats(): Promise<QueueStats> {
     const [[row], queues] = await Promise.all([
-      this.jobs.query(`
+      this.jobs.query<[Omit<QueueStats, 'queues'>]>(`
         SELECT
           count(*) FILTER (WHERE status = 'pending')::int    AS pending,
           count(*) FILTER (WHERE status = 'processing')::int AS processing,
@@ -165,26 +172,46 @@ export class JobsService {
           avg(extract(epoch FROM finished_at - started_at))
             FILTER (WHERE status = 'completed' AND finished_at > now() - interval '24 hours')::float8
             AS "meanProcessingSeconds"
-        FROM jobs`) as Promise<[Omit<QueueStats, 'queues'>]>,
+        FROM jobs`),
       this.queue.counts(),
     ]);
     return { ...row, queues };
   }
 
-  private validate(body: unknown, base: string): { ok: true; job: NewJob } | { ok: false; errors: FieldError[] } {
+  /** Reports every problem at once: the envelope's fields and the generator input's. */
+  private validate(
+    body: unknown,
+    base: string,
+  ): { ok: true; job: NewJob } | { ok: false; errors: FieldError[] } {
     const envelope = parseWith(submitJobSchema, body, base);
-    if (!envelope.ok) return envelope;
-    const { kind, input: rawInput, priority } = envelope.value;
-    const parsed = this.registry.parseInput(kind, rawInput, base);
-    if (!parsed.ok) return parsed;
+    const { kind, input: rawInput } = (envelope.ok ? envelope.value : (body ?? {})) as Record<
+      string,
+      unknown
+    >;
+    const parsed =
+      typeof kind === 'string' ? this.registry.parseInput(kind, rawInput, base) : undefined;
+    if (!envelope.ok || !parsed?.ok) {
+      const errors = [
+        ...(envelope.ok ? [] : envelope.errors),
+        ...(parsed?.ok === false ? parsed.errors : []),
+      ];
+      // Both checks may flag the same field (a missing `input`): say it once.
+      const byField = new Map(
+        errors.map((error) => ['pointer' in error ? error.pointer : error.parameter, error]),
+      );
+      return { ok: false, errors: [...byField.values()] };
+    }
     const { generator, input } = parsed;
+    const { priority } = envelope.value;
     return {
       ok: true,
       job: {
         id: randomUUID(),
-        kind,
+        kind: generator.kind,
         input,
-        inputHash: sha256Hex(canonicalJson({ kind, version: generator.version, input })),
+        inputHash: sha256Hex(
+          canonicalJson({ kind: generator.kind, version: generator.version, input }),
+        ),
         generatorVersion: generator.version,
         priority,
       },
@@ -198,7 +225,7 @@ export class JobsService {
     { idempotencyKey, batchId }: { idempotencyKey?: string; batchId?: string },
   ): Promise<Job[]> {
     const column = <T>(pick: (job: NewJob) => T) => jobs.map(pick);
-    const rows = (await this.jobs.query(
+    const rows = await this.jobs.query<Record<string, unknown>[]>(
       `INSERT INTO jobs (id, kind, input, input_hash, generator_version, priority, max_attempts,
          owner_id, idempotency_key, batch_id)
        SELECT id, kind, input, input_hash, generator_version, priority, $7, $8, $9, $10
@@ -218,7 +245,7 @@ export class JobsService {
         idempotencyKey ?? null,
         batchId ?? null,
       ],
-    )) as Record<string, unknown>[];
+    );
     const byId = new Map(rows.map((row) => [row.id, rowToEntity(this.jobs, row)]));
     return jobs.flatMap((job) => byId.get(job.id) ?? []);
   }
@@ -255,12 +282,17 @@ function encodeCursor(job: Job): string {
 
 function decodeCursor(cursor: string): { createdAt: Date; id: string } {
   try {
-    const [createdAt, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString()) as [string, string];
+    const [createdAt, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString()) as [
+      string,
+      string,
+    ];
     const date = new Date(createdAt);
     if (Number.isNaN(date.getTime()) || !/^[0-9a-f-]{36}$/.test(id)) throw new Error('bad cursor');
     return { createdAt: date, id };
   } catch {
-    throw badRequest('Invalid cursor.', [{ parameter: 'cursor', detail: 'Use a nextCursor from a previous page.' }]);
+    throw badRequest('Invalid cursor.', [
+      { parameter: 'cursor', detail: 'Use a nextCursor from a previous page.' },
+    ]);
   }
 }
 

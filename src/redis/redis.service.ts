@@ -28,10 +28,15 @@ export class RedisService implements OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await Promise.all(this.connections.map((connection) => connection.quit().catch(() => undefined)));
+    await Promise.all(
+      this.connections.map((connection) => connection.quit().catch(() => undefined)),
+    );
   }
 
-  private open(name: string, options: { maxRetriesPerRequest: number | null; connectTimeout?: number }) {
+  private open(
+    name: string,
+    options: { maxRetriesPerRequest: number | null; connectTimeout?: number },
+  ) {
     const connection = new Redis(this.config.redis.url, {
       ...options,
       connectionName: `kiln-${this.config.role}-${name}`,

@@ -87,7 +87,8 @@ export class JobRunner {
     try {
       const generator = this.registry.require(job.kind);
       const input = generator.input.safeParse(job.input);
-      if (!input.success) throw new NonRetryableError(`Stored input no longer valid: ${input.error.message}`);
+      if (!input.success)
+        throw new NonRetryableError(`Stored input no longer valid: ${input.error.message}`);
       const output = await untilAborted(generator.generate(input.data, context), controller.signal);
       progress.report('saving');
       const artifact = await this.artifacts.save(output);

@@ -55,7 +55,10 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     if (inTime) return;
     this.logger.warn(`Grace period over: handing ${this.runner.runningCount} job(s) back`);
     this.runner.abortAll(new AbortReason('shutdown', 'Worker shutting down.'));
-    const settled = await Promise.race([closed.then(() => true), sleep(HANDBACK_MS).then(() => false)]);
+    const settled = await Promise.race([
+      closed.then(() => true),
+      sleep(HANDBACK_MS).then(() => false),
+    ]);
     if (!settled) await Promise.all(this.workers.map((worker) => worker.close(true)));
   }
 
@@ -64,6 +67,8 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     if (!job?.id || !(await job.isFailed().catch(() => false))) return;
     await this.lifecycle
       .fail(job.id, job.failedReason || 'The queue gave up on this job.')
-      .catch((error: Error) => this.logger.warn(`Could not mark ${job.id} failed: ${error.message}`));
+      .catch((error: Error) =>
+        this.logger.warn(`Could not mark ${job.id} failed: ${error.message}`),
+      );
   }
 }

@@ -1,0 +1,178 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { JobLifecycle } from '../src/jobs/job-lifecycle.service.js';
+import { JobQueue } from '../src/jobs/job-queue.service.js';
+import { TestKiln, resetState, sql } from './support/kiln.js';
+import { TestGenerator } from './support/test.generator.js';
+
+describe('cancel a pending job', () => {
+  let api: TestKiln;
+
+  beforeAll(async () => {
+    await resetState();
+    api = await TestKiln.start({ KILN_ROLE: 'api' });
+  });
+  afterAll(() => api.close());
+
+  it('cancels it at once and takes it off the queue', async () => {
+    const { body } = await api.submit('test', {});
+    const queue = api.app.get(JobQueue);
+    expect((await queue.states([body])).get(body.id)).not.toBe('unknown');
+
+    const cancel = await api.request('DELETE', `/jobs/${body.id}`);
+    expect(cancel.status).toBe(200);
+    expect(cancel.body).toMatchObject({ status: 'cancelled', step: 'cancelled' });
+    expect((await queue.states([body])).get(body.id)).toBe('unknown');
+  });
+});
+
+describe('cancel', () => {
+  let api: TestKiln;
+  let worker: TestKiln;
+
+  beforeAll(async () => {
+    await resetState();
+    api = await TestKiln.start({ KILN_ROLE: 'api' });
+    worker = await TestKiln.start({ KILN_ROLE: 'worker' });
+  });
+  afterAll(async () => {
+    await worker.close();
+    await api.close();
+  });
+
+  it('aborts a running job in another process through its signal', async () => {
+    const { body } = await api.submit('test', { holdMs: 10_000 });
+    await api.waitForJob(body.id, (job) => job.status === 'processing' && job.progress > 0);
+
+    const cancel = await api.request('DELETE', `/jobs/${body.id}`);
+    expect(cancel.status).toBe(202);
+    expect(cancel.body.cancelRequested).toBe(true);
+
+    const done = await api.waitForStatus(body.id, 'cancelled', 5_000);
+    expect(done.step).toBe('cancelled');
+    expect(TestGenerator.calls.get(body.id)?.sawAbort).toBe('Cancelled.');
+  });
+
+  it('answers 409 for a finished job', async () => {
+    const { body } = await api.submit('test', { tag: 'finished' });
+    await api.waitForStatus(body.id, 'completed');
+    const cancel = await api.request('DELETE', `/jobs/${body.id}`);
+    expect(cancel.status).toBe(409);
+    expect(cancel.body).toMatchObject({
+      type: 'urn:kiln:problem:job-finished',
+      jobStatus: 'completed',
+    });
+  });
+
+  it('answers 404 for an unknown job', async () => {
+    const cancel = await api.request('DELETE', '/jobs/00000000-0000-4000-8000-000000000000');
+    expect(cancel.status).toBe(404);
+  });
+});
+
+describe('retries and timeouts', () => {
+  let kiln: TestKiln;
+
+  beforeAll(async () => {
+    await resetState();
+    kiln = await TestKiln.start({
+      MAX_RETRIES: '2',
+      RETRY_DELAY_MS: '200',
+      JOB_TIMEOUT_MS_BY_KIND: 'test=300',
+    });
+  });
+  afterAll(() => kiln.close());
+
+  it('retries with exponential backoff, then fails with the last error', async () => {
+    const { body } = await kiln.submit('test', { failTimes: 99 });
+    const failed = await kiln.waitForStatus(body.id, 'failed');
+    expect(failed).toMatchObject({ step: 'failed', attempts: 3, maxAttempts: 3 });
+    expect(failed.error).toBe('Scripted failure 3 of 99');
+
+    const [first, second, third] = TestGenerator.calls.get(body.id)!.attempts;
+    expect(second! - first!).toBeGreaterThanOrEqual(200);
+    expect(third! - second!).toBeGreaterThanOrEqual(400);
+  });
+
+  it('completes when a retry succeeds', async () => {
+    const { body } = await kiln.submit('test', { failTimes: 1 });
+    const done = await kiln.waitForStatus(body.id, 'completed');
+    expect(done).toMatchObject({ attempts: 2, error: null });
+  });
+
+  it('aborts an attempt that runs past its kind timeout, even if the generator ignores the signal', async () => {
+    const { body } = await kiln.submit('test', { holdMs: 60_000, ignoreAbort: true });
+    const failed = await kiln.waitForStatus(body.id, 'failed');
+    expect(failed.error).toBe('Timed out after 300 ms.');
+    expect(failed.attempts).toBe(3);
+  });
+});
+
+describe('status only moves forward', () => {
+  let kiln: TestKiln;
+
+  beforeAll(async () => {
+    await resetState();
+    kiln = await TestKiln.start({ KILN_ROLE: 'api' });
+  });
+  afterAll(() => kiln.close());
+
+  it('lets neither a stale attempt nor a finished job be overwritten', async () => {
+    const lifecycle = kiln.app.get(JobLifecycle);
+    const { body } = await kiln.submit('test', {});
+    const first = (await lifecycle.claim(body.id))!;
+    const second = (await lifecycle.claim(body.id))!;
+    expect(second.attempts).toBe(first.attempts + 1);
+
+    // The first attempt's worker was presumed dead; its late writes change nothing.
+    expect(await lifecycle.complete(first, 'a'.repeat(64))).toBeNull();
+    expect(await lifecycle.retryLater(first, 'late')).toBeNull();
+
+    expect(await lifecycle.fail(body.id, 'boom', second.attempts)).not.toBeNull();
+    expect(await lifecycle.claim(body.id)).toBeNull();
+    expect(await lifecycle.cancelled(body.id)).toBeNull();
+    const [row] = await sql<{ status: string; error: string }>(
+      'SELECT status, error FROM jobs WHERE id = $1',
+      [body.id],
+    );
+    expect(row).toEqual({ status: 'failed', error: 'boom' });
+  });
+
+  it('never starts a cancelled job', async () => {
+    const lifecycle = kiln.app.get(JobLifecycle);
+    const { body } = await kiln.submit('test', {});
+    await kiln.request('DELETE', `/jobs/${body.id}`);
+    expect(await lifecycle.claim(body.id)).toBeNull();
+  });
+});
+
+describe('graceful shutdown', () => {
+  beforeEach(resetState);
+
+  it('lets a running job finish within the grace period', async () => {
+    const api = await TestKiln.start({ KILN_ROLE: 'api' });
+    const worker = await TestKiln.start({ KILN_ROLE: 'worker', SHUTDOWN_GRACE_MS: '5000' });
+    const { body } = await api.submit('test', { holdMs: 500 });
+    await api.waitForStatus(body.id, 'processing');
+    await worker.close();
+    const [row] = await sql<{ status: string }>('SELECT status FROM jobs WHERE id = $1', [body.id]);
+    expect(row?.status).toBe('completed');
+    await api.close();
+  });
+
+  it('hands a job that outlasts the grace period back to the queue for another worker', async () => {
+    const api = await TestKiln.start({ KILN_ROLE: 'api' });
+    const worker = await TestKiln.start({ KILN_ROLE: 'worker', SHUTDOWN_GRACE_MS: '200' });
+    const { body } = await api.submit('test', { holdMs: 1_500 });
+    await api.waitForJob(body.id, (job) => job.status === 'processing' && job.progress > 0);
+    await worker.close();
+    const handedBack = await api.request('GET', `/jobs/${body.id}`);
+    expect(handedBack.body).toMatchObject({ status: 'pending', step: 'queued', attempts: 0 });
+    expect(TestGenerator.calls.get(body.id)?.sawAbort).toBe('Worker shutting down.');
+
+    const next = await TestKiln.start({ KILN_ROLE: 'worker' });
+    const done = await api.waitForStatus(body.id, 'completed');
+    expect(done.attempts).toBe(1);
+    await next.close();
+    await api.close();
+  });
+});

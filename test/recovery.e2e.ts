@@ -1,0 +1,91 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { once } from 'node:events';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { parseWavHeader } from '../src/generation/generators/music/wav.js';
+import { JobQueue } from '../src/jobs/job-queue.service.js';
+import { JobReconciler } from '../src/jobs/job-reconciler.service.js';
+import { TEST_PREFIX } from './support/env.js';
+import { TEST_ENV, TestKiln, deleteRedisKeys, resetState } from './support/kiln.js';
+
+let api: TestKiln;
+
+beforeAll(async () => {
+  await resetState();
+  api = await TestKiln.start({ KILN_ROLE: 'api' });
+});
+afterAll(() => api.close());
+beforeEach(resetState);
+
+describe('the reconciler', () => {
+  it('enqueues again every pending job that Redis lost', async () => {
+    const submitted = await Promise.all(
+      [1, 2, 3].map((tag) => api.submit('test', { tag: String(tag) })),
+    );
+    const jobs = submitted.map((response) => response.body);
+
+    // Redis restarting empty, or an enqueue that failed after the row was written.
+    expect(await deleteRedisKeys(`${TEST_PREFIX}:*`)).toBeGreaterThan(0);
+    const queue = api.app.get(JobQueue);
+    expect([...(await queue.states(jobs)).values()]).toEqual(['unknown', 'unknown', 'unknown']);
+
+    expect(await api.app.get(JobReconciler).reconcile()).toEqual({ enqueued: 3, failed: 0 });
+    expect([...(await queue.states(jobs)).values()]).not.toContain('unknown');
+    expect(await api.app.get(JobReconciler).reconcile()).toEqual({ enqueued: 0, failed: 0 });
+
+    const worker = await TestKiln.start({ KILN_ROLE: 'worker' });
+    try {
+      for (const job of jobs) await api.waitForStatus(job.id, 'completed');
+    } finally {
+      await worker.close();
+    }
+  });
+});
+
+describe('a worker killed mid-job', () => {
+  let child: ChildProcess | undefined;
+  afterAll(() => child?.kill('SIGKILL'));
+
+  it('is detected as stalled, and another worker completes the job', async () => {
+    const main = 'dist/src/main.js';
+    if (!existsSync(main))
+      throw new Error(`${main} is missing: run \`npm run build\` first (npm test does)`);
+    child = spawn(process.execPath, [main], {
+      env: {
+        ...process.env,
+        ...TEST_ENV,
+        KILN_ROLE: 'worker',
+        PORT: '0',
+        LOG_LEVEL: 'log',
+        NO_COLOR: '1',
+      },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let output = '';
+    child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const deadline = Date.now() + 20_000;
+    while (!output.includes('Processing generation-cpu')) {
+      if (Date.now() > deadline) throw new Error(`The worker did not start:\n${output}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+
+    // Five minutes of audio: long enough to be caught mid-render.
+    const { body } = await api.submit('music', {
+      prompt: 'long fast drums and bass',
+      duration: 300,
+    });
+    await api.waitForJob(body.id, (job) => job.status === 'processing');
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+
+    const rescuer = await TestKiln.start({ KILN_ROLE: 'worker' });
+    try {
+      const done = await api.waitForStatus(body.id, 'completed', 30_000);
+      expect(done.attempts).toBe(2);
+      const wav = Buffer.from(await (await api.fetch(done.links.result!)).arrayBuffer());
+      expect(parseWavHeader(wav).durationSeconds).toBeCloseTo(300, 3);
+    } finally {
+      await rescuer.close();
+    }
+  });
+});

@@ -1,0 +1,6 @@
+/** Tests use a database and a Redis key prefix of their own, never the development ones. */
+export const TEST_DATABASE = 'kiln_test';
+export const TEST_DATABASE_URL = `postgres://postgres@127.0.0.1:5432/${TEST_DATABASE}`;
+export const ADMIN_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
+export const REDIS_URL = 'redis://127.0.0.1:6379';
+export const TEST_PREFIX = 'kiln-test';

@@ -1,0 +1,141 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { createKilnApp } from '../../src/app.factory.js';
+import { type KilnConfig, loadConfig } from '../../src/config/config.js';
+import type { JobView } from '../../src/jobs/job.dto.js';
+import { REDIS_URL, TEST_DATABASE_URL, TEST_PREFIX } from './env.js';
+import { TestGenerator } from './test.generator.js';
+
+const storage = mkdtempSync(join(tmpdir(), 'kiln-test-'));
+
+/** The environment every test app starts from: test database, test prefix, short timings. */
+export const TEST_ENV: Record<string, string> = {
+  DATABASE_URL: TEST_DATABASE_URL,
+  REDIS_URL,
+  REDIS_PREFIX: TEST_PREFIX,
+  ARTIFACT_DIR: join(storage, 'artifacts'),
+  TEMP_DIR: join(storage, 'tmp'),
+  LOG_LEVEL: 'error',
+  RETRY_DELAY_MS: '100',
+  PROGRESS_INTERVAL_MS: '50',
+  // Tests run the reconciler themselves.
+  RECONCILE_INTERVAL_MS: '3600000',
+  JOB_LOCK_MS: '2000',
+  STALLED_CHECK_INTERVAL_MS: '500',
+  SHUTDOWN_GRACE_MS: '2000',
+};
+
+export interface Response<T> {
+  status: number;
+  headers: Headers;
+  body: T;
+}
+
+export class TestKiln {
+  private constructor(
+    readonly app: NestFastifyApplication,
+    readonly config: KilnConfig,
+    readonly url: string,
+  ) {}
+
+  static async start(env: Record<string, string> = {}): Promise<TestKiln> {
+    const config = loadConfig({ ...TEST_ENV, ...env });
+    const app = await createKilnApp(config, { generators: [TestGenerator] });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    return new TestKiln(app, config, await app.getUrl());
+  }
+
+  fetch(path: string, init?: RequestInit): Promise<globalThis.Response> {
+    return fetch(`${this.url}${path}`, init);
+  }
+
+  async request<T = JobView>(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<Response<T>> {
+    const response = await this.fetch(`/api/v1${path}`, {
+      method,
+      headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await response.text();
+    return {
+      status: response.status,
+      headers: response.headers,
+      body: (text ? JSON.parse(text) : undefined) as T,
+    };
+  }
+
+  submit(kind: string, input: Record<string, unknown>, extra: Record<string, unknown> = {}) {
+    return this.request('POST', '/jobs', { kind, input, ...extra });
+  }
+
+  /** Polls a job until `until` holds, failing after `timeoutMs`. */
+  async waitForJob(
+    id: string,
+    until: (job: JobView) => boolean,
+    timeoutMs = 15_000,
+  ): Promise<JobView> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const { body } = await this.request('GET', `/jobs/${id}`);
+      if (until(body)) return body;
+      if (Date.now() > deadline)
+        throw new Error(`Job ${id} still ${body.status}/${body.step} after ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  }
+
+  waitForStatus(id: string, status: JobView['status'], timeoutMs?: number): Promise<JobView> {
+    return this.waitForJob(id, (job) => job.status === status, timeoutMs);
+  }
+
+  async close(): Promise<void> {
+    await this.app.close();
+  }
+}
+
+/** Empties the test database tables and the test prefix in Redis. */
+export async function resetState(): Promise<void> {
+  const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ exists: boolean }>(
+      `SELECT to_regclass('jobs') IS NOT NULL AS exists`,
+    );
+    if (rows[0]?.exists) await client.query('TRUNCATE jobs, artifacts');
+  } finally {
+    await client.end();
+  }
+  await deleteRedisKeys(`${TEST_PREFIX}:*`);
+}
+
+export async function deleteRedisKeys(pattern: string): Promise<number> {
+  const redis = new Redis(REDIS_URL);
+  try {
+    const keys = await redis.keys(pattern);
+    if (keys.length > 0) await redis.del(...keys);
+    return keys.length;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+export async function sql<T extends pg.QueryResultRow>(
+  text: string,
+  values: unknown[] = [],
+): Promise<T[]> {
+  const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  await client.connect();
+  try {
+    return (await client.query<T>(text, values)).rows;
+  } finally {
+    await client.end();
+  }
+}
