@@ -88,11 +88,9 @@ export const queueStatsSchema = z
       .number()
       .nullable()
       .meta({ description: 'Mean run time of jobs completed in the last 24 hours.' }),
-    queues: z
-      .record(z.string(), z.record(z.string(), z.int()))
-      .meta({
-        description: 'BullMQ counts per queue (waiting, active, delayed, prioritized, failed).',
-      }),
+    queues: z.record(z.string(), z.record(z.string(), z.int())).meta({
+      description: 'BullMQ counts per queue (waiting, active, delayed, prioritized, failed).',
+    }),
   })
   .meta({ id: 'QueueStats' });
 export type QueueStats = z.output<typeof queueStatsSchema>;

@@ -375,7 +375,7 @@ function feelOf(tempoBpm: number): Feel {
 
 /** [beat in bar, length in beats, chord tones (0-2 low to high, 3 = lowest an octave up)]. */
 type ChordStep = readonly [number, number, readonly number[]];
-const TRIAD = [0, 1, 2];
+const TRIAD: readonly number[] = [0, 1, 2];
 
 const PIANO_PATTERNS: Record<Feel, readonly ChordStep[]> = {
   // Broken chord left ringing, as with the sustain pedal down.
@@ -496,6 +496,11 @@ function degreeSemitones(scale: readonly number[], degree: number): number {
   return 12 * octave + scale[degree - 7 * octave]!;
 }
 
+/** The same pitch class as `midi`, moved into the octave [low, low + 12). */
+function foldIntoOctave(midi: number, low: number): number {
+  return low + ((((midi - low) % 12) + 12) % 12);
+}
+
 /** The nearest degree that belongs to the chord built on `root`. */
 function nearestChordDegree(degree: number, root: number): number {
   const isChordTone = (d: number) => [0, 2, 4].includes((((d - root) % 7) + 7) % 7);
@@ -546,17 +551,17 @@ function composeScore(style: MusicStyle, totalFrames: number, random: () => numb
   for (let bar = 0; bar < bars; bar++) {
     const root = progression[bar % progression.length]!;
     const barBeat = bar * 4;
-    const rootSemitones = degreeSemitones(scale, root);
-    // Each chord tone folded into one octave above F3-ish: inversions that move smoothly.
-    const windowLow = tonic + 10;
+    // Chord tones folded into the octave from tonic + 10 (F3 to E4 up): inversions that move
+    // smoothly from chord to chord.
     const triad = [root, root + 2, root + 4]
-      .map((d) => windowLow + ((((tonic + degreeSemitones(scale, d) - windowLow) % 12) + 12) % 12))
+      .map((d) => foldIntoOctave(tonic + degreeSemitones(scale, d), tonic + 10))
       .sort((a, b) => a - b);
     const chordTones = [...triad, triad[0]! + 12];
     const playChord = (patch: Patch, pattern: readonly ChordStep[], velocity: number) => {
       for (const [at, beats, tones] of pattern) {
-        for (const tone of tones)
+        for (const tone of tones) {
           score.play(patch, chordTones[tone]!, barBeat + at, beats, velocity);
+        }
       }
     };
 
@@ -565,37 +570,35 @@ function composeScore(style: MusicStyle, totalFrames: number, random: () => numb
     if (has('pluck')) playChord(PATCHES.pluck, PLUCK_PATTERNS[feel], 0.8);
     if (has('bass')) {
       // Bass roots between C2 and B2.
-      const bassRoot = 36 + ((((tonic + rootSemitones - 36) % 12) + 12) % 12);
+      const bassRoot = foldIntoOctave(tonic + degreeSemitones(scale, root), 36);
       for (const [at, beats, semitones] of BASS_PATTERNS[feel]) {
         score.play(PATCHES.bass, bassRoot + semitones, barBeat + at, beats, 1);
       }
     }
     if (has('drums')) {
       const phraseEnd = bar % progression.length === progression.length - 1;
-      for (const [at, drum, velocity] of [
-        ...DRUM_PATTERNS[feel],
-        ...(phraseEnd ? DRUM_FILL : []),
-      ]) {
-        for (const [patch, midi] of DRUM_VOICES[drum])
+      const hits = phraseEnd ? [...DRUM_PATTERNS[feel], ...DRUM_FILL] : DRUM_PATTERNS[feel];
+      for (const [at, drum, velocity] of hits) {
+        for (const [patch, midi] of DRUM_VOICES[drum]) {
           score.play(patch, midi, barBeat + at, 0.25, velocity);
+        }
       }
     }
+  }
 
-    // The motif repeats once per pass through the progression, varied after the first pass and
-    // handed round the melody instruments.
-    const phrase = Math.floor(bar / progression.length);
-    const melodyPatch = melodyPatches[phrase % Math.max(1, melodyPatches.length)];
-    if (melodyPatch !== undefined && bar % progression.length === 0) {
-      const phraseBeat = barBeat;
-      for (const note of motif) {
-        if (phraseBeat + note.atBeat >= bars * 4) break;
-        const varied =
-          phrase > 0 && random() < VARIATION_CHANCE
-            ? clampDegree(note.degree + (random() < 0.5 ? -1 : 1))
-            : note.degree;
-        const midi = tonic + 12 + degreeSemitones(scale, varied);
-        score.play(melodyPatch, midi, phraseBeat + note.atBeat, note.beats * 0.9, 1);
-      }
+  // The motif comes back once per pass through the progression, varied after the first pass and
+  // handed round the melody instruments.
+  for (let phrase = 0; melodyPatches.length > 0 && phrase * progression.length < bars; phrase++) {
+    const patch = melodyPatches[phrase % melodyPatches.length]!;
+    const phraseBeat = phrase * progression.length * 4;
+    for (const note of motif) {
+      if (phraseBeat + note.atBeat >= bars * 4) break;
+      const degree =
+        phrase > 0 && random() < VARIATION_CHANCE
+          ? clampDegree(note.degree + (random() < 0.5 ? -1 : 1))
+          : note.degree;
+      const midi = tonic + 12 + degreeSemitones(scale, degree);
+      score.play(patch, midi, phraseBeat + note.atBeat, note.beats * 0.9, 1);
     }
   }
   return score.notes.sort((a, b) => a.start - b.start);
@@ -761,6 +764,13 @@ function finishChunk(
   return peak;
 }
 
+function applyGain(gain: number, left: Float32Array, right: Float32Array): void {
+  for (let i = 0; i < left.length; i++) {
+    left[i]! *= gain;
+    right[i]! *= gain;
+  }
+}
+
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
@@ -799,13 +809,7 @@ export async function renderMusic(request: MusicRequest, hooks: RenderHooks): Pr
   } while (done < totalFrames);
   hooks.signal.throwIfAborted();
 
-  // Normalise to PEAK_LEVEL, which also guarantees the int16 conversion never clips.
-  if (peak > 0) {
-    const gain = PEAK_LEVEL / peak;
-    for (let i = 0; i < totalFrames; i++) {
-      left[i]! *= gain;
-      right[i]! *= gain;
-    }
-  }
+  // Normalising to PEAK_LEVEL also guarantees the int16 conversion never clips.
+  if (peak > 0) applyGain(PEAK_LEVEL / peak, left, right);
   return encodeWav([left, right], SAMPLE_RATE);
 }

@@ -1,0 +1,211 @@
+import { type ChildProcess, fork } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import autocannon from 'autocannon';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import {
+  BENCH_DATABASE,
+  BENCH_DATABASE_URL,
+  BENCH_PREFIX,
+  BENCH_REDIS_URL,
+  WORKER_CONCURRENCY,
+} from './bench-env.js';
+
+/**
+ * Kiln against a bare Fastify + pg + BullMQ baseline, measured in the same run on the same
+ * machine and reported as ratios, so the figures mean something on a noisy machine.
+ *   npm run bench            (BENCH_SECONDS=10, BENCH_JOBS=3000 by default)
+ */
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const JOBS = Number(process.env.BENCH_JOBS ?? 3000);
+const LATENCY_RATE = 100;
+const PORT = 3900;
+const storage = join(tmpdir(), 'kiln-bench');
+
+const kilnEnv = (role: string) => ({
+  KILN_ROLE: role,
+  PORT: String(PORT),
+  LOG_LEVEL: 'warn',
+  DATABASE_URL: BENCH_DATABASE_URL,
+  REDIS_URL: BENCH_REDIS_URL,
+  REDIS_PREFIX: BENCH_PREFIX,
+  ARTIFACT_DIR: join(storage, 'artifacts'),
+  TEMP_DIR: join(storage, 'tmp'),
+  CPU_CONCURRENCY: String(WORKER_CONCURRENCY),
+  BATCH_MAX: '100',
+});
+
+interface Side {
+  name: 'baseline' | 'kiln';
+  submitUrl: string;
+  startServer(): Promise<ChildProcess>;
+  startWorker(): Promise<ChildProcess>;
+}
+
+const sides: Record<Side['name'], Side> = {
+  baseline: {
+    name: 'baseline',
+    submitUrl: `http://127.0.0.1:${PORT}/jobs`,
+    startServer: () => start('baseline-server.js', { PORT: String(PORT) }),
+    startWorker: () => start('baseline-worker.js', {}),
+  },
+  kiln: {
+    name: 'kiln',
+    submitUrl: `http://127.0.0.1:${PORT}/api/v1/jobs`,
+    startServer: () => start('kiln-server.js', kilnEnv('api')),
+    startWorker: () => start('kiln-server.js', { ...kilnEnv('worker'), PORT: String(PORT + 1) }),
+  },
+};
+
+async function start(file: string, env: Record<string, string>): Promise<ChildProcess> {
+  const child = fork(new URL(file, import.meta.url), { env: { ...process.env, ...env } });
+  const [message] = (await Promise.race([once(child, 'message'), once(child, 'exit')])) as unknown[];
+  if (message !== 'ready') throw new Error(`${file} did not start`);
+  return child;
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  child.kill('SIGTERM');
+  if (child.exitCode === null) await once(child, 'exit');
+}
+
+async function sql<T extends pg.QueryResultRow>(url: string, text: string): Promise<T[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query<T>(text)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+async function reset(): Promise<void> {
+  await sql(BENCH_DATABASE_URL, 'TRUNCATE jobs, artifacts');
+  const redis = new Redis(BENCH_REDIS_URL);
+  const keys = await redis.keys(`${BENCH_PREFIX}:*`);
+  if (keys.length > 0) await redis.del(...keys);
+  redis.disconnect();
+}
+
+function load(url: string, options: Partial<autocannon.Options>): Promise<autocannon.Result> {
+  return autocannon({
+    url,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ kind: 'noop', input: { tag: 'bench' } }),
+    connections: 50,
+    ...options,
+  });
+}
+
+function checked(result: autocannon.Result): autocannon.Result {
+  if (result.non2xx > 0 || result.errors > 0) {
+    throw new Error(`${result.non2xx} non-2xx answers and ${result.errors} errors`);
+  }
+  return result;
+}
+
+async function submitBench(side: Side) {
+  await reset();
+  const server = await side.startServer();
+  try {
+    await load(side.submitUrl, { duration: 2 }); // warm-up
+    const saturated = checked(await load(side.submitUrl, { duration: SECONDS }));
+    const fixed = checked(
+      await load(side.submitUrl, { duration: SECONDS, connections: 20, overallRate: 1000 }),
+    );
+    return {
+      requestsPerSecond: saturated.requests.average,
+      p50Ms: saturated.latency.p50,
+      p99Ms: saturated.latency.p99,
+      at1000: { requestsPerSecond: fixed.requests.average, p50Ms: fixed.latency.p50, p99Ms: fixed.latency.p99 },
+    };
+  } finally {
+    await stop(server);
+  }
+}
+
+async function waitForCompleted(count: number): Promise<void> {
+  for (;;) {
+    const [row] = await sql<{ done: number }>(
+      BENCH_DATABASE_URL,
+      `SELECT count(*)::int AS done FROM jobs WHERE status = 'completed'`,
+    );
+    if ((row?.done ?? 0) >= count) return;
+    await sleep(100);
+  }
+}
+
+async function jobsBench(side: Side) {
+  // Throughput: queue JOBS jobs with no worker running, then time how fast a worker drains them.
+  await reset();
+  const server = await side.startServer();
+  try {
+    checked(await load(side.submitUrl, { amount: JOBS, connections: 20 }));
+    const worker = await side.startWorker();
+    await waitForCompleted(JOBS);
+    await stop(worker);
+    const [drain] = await sql<{ seconds: number }>(
+      BENCH_DATABASE_URL,
+      `SELECT extract(epoch FROM max(finished_at) - min(started_at))::float8 AS seconds FROM jobs`,
+    );
+
+    // Latency: a steady LATENCY_RATE jobs/s while the worker runs; submit → completed per job.
+    await reset();
+    const running = await side.startWorker();
+    checked(await load(side.submitUrl, { duration: 5, connections: 10, overallRate: LATENCY_RATE }));
+    const [{ count } = { count: 0 }] = await sql<{ count: number }>(
+      BENCH_DATABASE_URL,
+      'SELECT count(*)::int AS count FROM jobs',
+    );
+    await waitForCompleted(count);
+    await stop(running);
+    const [latency] = await sql<{ p50: number; p99: number }>(
+      BENCH_DATABASE_URL,
+      `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at)) * 1000 AS p50,
+              percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at)) * 1000 AS p99
+       FROM jobs`,
+    );
+    return {
+      jobsPerSecond: JOBS / (drain?.seconds ?? Number.NaN),
+      endToEndP50Ms: latency?.p50 ?? Number.NaN,
+      endToEndP99Ms: latency?.p99 ?? Number.NaN,
+    };
+  } finally {
+    await stop(server);
+  }
+}
+
+async function main(): Promise<void> {
+  await sql('postgres://postgres@127.0.0.1:5432/postgres', `DROP DATABASE IF EXISTS ${BENCH_DATABASE} WITH (FORCE)`);
+  await sql('postgres://postgres@127.0.0.1:5432/postgres', `CREATE DATABASE ${BENCH_DATABASE}`);
+  await stop(await sides.kiln.startServer()); // applies the migrations the baseline also uses
+
+  const submit = { baseline: await submitBench(sides.baseline), kiln: await submitBench(sides.kiln) };
+  const jobs = { baseline: await jobsBench(sides.baseline), kiln: await jobsBench(sides.kiln) };
+  const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
+  const report = {
+    machine: `${process.platform} ${process.arch}, node ${process.version}`,
+    settings: { seconds: SECONDS, jobs: JOBS, workerConcurrency: WORKER_CONCURRENCY },
+    submit,
+    jobs,
+    ratios: {
+      submitThroughput: ratio(submit.kiln.requestsPerSecond, submit.baseline.requestsPerSecond),
+      jobsThroughput: ratio(jobs.kiln.jobsPerSecond, jobs.baseline.jobsPerSecond),
+    },
+    targets: {
+      submitThroughputAtLeast70Percent: submit.kiln.requestsPerSecond >= 0.7 * submit.baseline.requestsPerSecond,
+      p99AtMost10MsAt1000PerSecond: submit.kiln.at1000.p99Ms <= 10,
+      jobsThroughputAtLeast70Percent: jobs.kiln.jobsPerSecond >= 0.7 * jobs.baseline.jobsPerSecond,
+    },
+  };
+  mkdirSync(new URL('../../bench/results/', import.meta.url), { recursive: true });
+  writeFileSync(new URL('../../bench/results/latest.json', import.meta.url), JSON.stringify(report, null, 2));
+  console.log(JSON.stringify(report, null, 2));
+}
+
+await main();
