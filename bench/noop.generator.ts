@@ -1,6 +1,10 @@
 import { Injectable } from '@nestjs/common';
 import { z } from 'zod';
-import { type GeneratedOutput, type Generator, KilnGenerator } from '../src/generation/generator.js';
+import {
+  type GeneratedOutput,
+  type Generator,
+  KilnGenerator,
+} from '../src/generation/generator.js';
 
 const noopInput = z.strictObject({ tag: z.string().max(100).default('') });
 
@@ -16,6 +20,10 @@ export class NoopGenerator implements Generator<typeof noopInput> {
   readonly example = { tag: 'x' };
 
   generate(): Promise<GeneratedOutput> {
-    return Promise.resolve({ data: Buffer.from('noop'), contentType: 'text/plain', extension: 'txt' });
+    return Promise.resolve({
+      data: Buffer.from('noop'),
+      contentType: 'text/plain',
+      extension: 'txt',
+    });
   }
 }

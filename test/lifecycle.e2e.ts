@@ -124,7 +124,13 @@ describe('status only moves forward', () => {
     expect(second.attempts).toBe(first.attempts + 1);
 
     // The first attempt's worker was presumed dead; its late writes change nothing.
-    expect(await lifecycle.complete(first, 'a'.repeat(64))).toBeNull();
+    const artifact = {
+      sha256: 'a'.repeat(64),
+      contentType: 'text/plain',
+      extension: 'txt',
+      sizeBytes: 1,
+    };
+    expect(await lifecycle.complete(first, artifact)).toBeNull();
     expect(await lifecycle.retryLater(first, 'late')).toBeNull();
 
     expect(await lifecycle.fail(body.id, 'boom', second.attempts)).not.toBeNull();

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import type { Repository } from 'typeorm';
+import type { StoredArtifact } from '../cache/artifact-store.service.js';
 import { rowToEntity } from '../database/row-to-entity.js';
 import { JobEvents } from './job-events.service.js';
 import { Job, type JobStep } from './job.entity.js';
@@ -37,12 +38,24 @@ export class JobLifecycle {
     return { cancelRequested: updated?.cancelRequestedAt != null };
   }
 
-  complete(job: Job, artifactSha256: string): Promise<Job | null> {
+  /** Records the artifact and completes the job in one statement: one round trip per job. */
+  complete(job: Job, artifact: StoredArtifact): Promise<Job | null> {
     return this.transition(
-      `UPDATE jobs SET status = 'completed', current_step = 'completed', progress = 1,
+      `WITH artifact AS (
+         INSERT INTO artifacts (sha256, content_type, extension, size_bytes) VALUES ($3, $4, $5, $6)
+         ON CONFLICT (sha256) DO NOTHING
+       )
+       UPDATE jobs SET status = 'completed', current_step = 'completed', progress = 1,
          artifact_sha256 = $3, error = NULL, finished_at = now(), updated_at = now()
        WHERE id = $1 AND attempts = $2 AND status = 'processing' RETURNING *`,
-      [job.id, job.attempts, artifactSha256],
+      [
+        job.id,
+        job.attempts,
+        artifact.sha256,
+        artifact.contentType,
+        artifact.extension,
+        artifact.sizeBytes,
+      ],
     );
   }
 

@@ -56,23 +56,30 @@ export class JobQueue {
     }
     await Promise.all(
       [...byQueue].map(([queue, group]) =>
-        queue.addBulk(
-          group.map((job) => ({
-            name: job.kind,
-            data: { kind: job.kind },
-            opts: {
-              jobId: job.id,
-              // BullMQ runs lower numbers first; Kiln's API runs higher priorities first.
-              priority: PRIORITY.max + 1 - job.priority,
-              attempts: job.maxAttempts,
-              backoff: { type: 'exponential', delay: this.config.jobs.retryDelayMs },
-              removeOnComplete: true,
-              removeOnFail: { count: 1000 },
-            },
-          })),
-        ),
+        // addBulk wraps even one job in a MULTI: the submit path's single job goes straight in.
+        group.length === 1
+          ? queue.add(group[0]!.kind, { kind: group[0]!.kind }, this.jobOptions(group[0]!))
+          : queue.addBulk(
+              group.map((job) => ({
+                name: job.kind,
+                data: { kind: job.kind },
+                opts: this.jobOptions(job),
+              })),
+            ),
       ),
     );
+  }
+
+  private jobOptions(job: Enqueueable) {
+    return {
+      jobId: job.id,
+      // BullMQ runs lower numbers first; Kiln's API runs higher priorities first.
+      priority: PRIORITY.max + 1 - job.priority,
+      attempts: job.maxAttempts,
+      backoff: { type: 'exponential', delay: this.config.jobs.retryDelayMs },
+      removeOnComplete: true,
+      removeOnFail: { count: 1000 },
+    };
   }
 
   /** Removes a job that no worker holds; false when it is running (locked). */

@@ -1,8 +1,8 @@
 import {
   Injectable,
   Logger,
+  type BeforeApplicationShutdown,
   type OnApplicationBootstrap,
-  type OnApplicationShutdown,
 } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { KilnConfig } from '../config/config.js';
@@ -24,9 +24,10 @@ export interface ReconcileReport {
  * never lost; a row whose BullMQ job has given up is marked failed.
  */
 @Injectable()
-export class JobReconciler implements OnApplicationBootstrap, OnApplicationShutdown {
+export class JobReconciler implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger('Reconciler');
   private timer?: NodeJS.Timeout;
+  private running: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly dataSource: DataSource,
@@ -37,13 +38,17 @@ export class JobReconciler implements OnApplicationBootstrap, OnApplicationShutd
   ) {}
 
   onApplicationBootstrap(): void {
-    void this.runQuietly();
-    this.timer = setInterval(() => void this.runQuietly(), this.config.jobs.reconcileIntervalMs);
+    this.running = this.runQuietly();
+    this.timer = setInterval(() => {
+      this.running = this.runQuietly();
+    }, this.config.jobs.reconcileIntervalMs);
     this.timer.unref();
   }
 
-  onApplicationShutdown(): void {
+  /** Lets a pass in flight end before the database connections close. */
+  async beforeApplicationShutdown(): Promise<void> {
     clearInterval(this.timer);
+    await this.running;
   }
 
   /** One pass; replicas take turns on a lock, and a replica that finds it taken skips. */

@@ -224,27 +224,29 @@ export class JobsService {
     ownerId: string,
     { idempotencyKey, batchId }: { idempotencyKey?: string; batchId?: string },
   ): Promise<Job[]> {
-    const column = <T>(pick: (job: NewJob) => T) => jobs.map(pick);
+    const rowsOfParameters = jobs.map((job) => [
+      job.id,
+      job.kind,
+      job.input,
+      job.inputHash,
+      job.generatorVersion,
+      job.priority,
+      this.config.jobs.maxAttempts,
+      ownerId,
+      idempotencyKey ?? null,
+      batchId ?? null,
+    ]);
+    const placeholders = rowsOfParameters.map(
+      (row, index) =>
+        `(${row.map((_value, column) => `$${index * row.length + column + 1}`).join(', ')})`,
+    );
     const rows = await this.jobs.query<Record<string, unknown>[]>(
       `INSERT INTO jobs (id, kind, input, input_hash, generator_version, priority, max_attempts,
          owner_id, idempotency_key, batch_id)
-       SELECT id, kind, input, input_hash, generator_version, priority, $7, $8, $9, $10
-       FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::text[], $5::text[], $6::smallint[])
-         AS t (id, kind, input, input_hash, generator_version, priority)
+       VALUES ${placeholders.join(', ')}
        ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
        RETURNING *`,
-      [
-        column((job) => job.id),
-        column((job) => job.kind),
-        column((job) => JSON.stringify(job.input)),
-        column((job) => job.inputHash),
-        column((job) => job.generatorVersion),
-        column((job) => job.priority),
-        this.config.jobs.maxAttempts,
-        ownerId,
-        idempotencyKey ?? null,
-        batchId ?? null,
-      ],
+      rowsOfParameters.flat(),
     );
     const byId = new Map(rows.map((row) => [row.id, rowToEntity(this.jobs, row)]));
     return jobs.flatMap((job) => byId.get(job.id) ?? []);

@@ -1,5 +1,5 @@
 import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { KilnConfig } from '../config/config.js';
 
 /** Kiln's Redis connections, all closed at shutdown. */
@@ -14,7 +14,11 @@ export class RedisService implements OnApplicationShutdown {
   private readonly logger = new Logger('Redis');
 
   constructor(private readonly config: KilnConfig) {
-    this.client = this.open('commands', { maxRetriesPerRequest: 1, connectTimeout: 2_000 });
+    this.client = this.open('commands', {
+      maxRetriesPerRequest: 1,
+      connectTimeout: 2_000,
+      enableAutoPipelining: true,
+    });
   }
 
   /** A connection of its own, for blocking commands (BullMQ workers) or subscriptions. */
@@ -33,10 +37,7 @@ export class RedisService implements OnApplicationShutdown {
     );
   }
 
-  private open(
-    name: string,
-    options: { maxRetriesPerRequest: number | null; connectTimeout?: number },
-  ) {
+  private open(name: string, options: RedisOptions) {
     const connection = new Redis(this.config.redis.url, {
       ...options,
       connectionName: `kiln-${this.config.role}-${name}`,

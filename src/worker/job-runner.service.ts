@@ -91,9 +91,9 @@ export class JobRunner {
         throw new NonRetryableError(`Stored input no longer valid: ${input.error.message}`);
       const output = await untilAborted(generator.generate(input.data, context), controller.signal);
       progress.report('saving');
-      const artifact = await this.artifacts.save(output);
+      const artifact = await this.artifacts.store(output);
       await progress.close();
-      const completed = await this.lifecycle.complete(job, artifact.sha256);
+      const completed = await this.lifecycle.complete(job, artifact);
       if (!completed) logger.warn('Finished, but the job had moved on (cancelled or taken over)');
     } catch (error) {
       await progress.close();

@@ -3,13 +3,15 @@ import type { JobLifecycle } from '../jobs/job-lifecycle.service.js';
 import type { Job, JobStep } from '../jobs/job.entity.js';
 
 /**
- * Generators may report progress as often as they like; the row (and the live stream) get a
- * step change at once and fraction updates at most once per interval, the last one included.
+ * Generators may report progress as often as they like; the row (and the live stream) get at
+ * most one write per interval, the latest state trailing. A job that ends within its first
+ * interval costs no progress write at all: the claim and the final update say it all.
  */
 export class ProgressReporter {
   private step: JobStep;
   private fraction = 0;
-  private lastWrite = 0;
+  /** The claim has just written the row. */
+  private lastWrite = Date.now();
   private trailing?: NodeJS.Timeout;
   private writes: Promise<void> = Promise.resolve();
   private closed = false;
@@ -26,11 +28,10 @@ export class ProgressReporter {
 
   report(step: JobStep, fraction = this.fraction): void {
     if (this.closed) return;
-    const stepChanged = step !== this.step;
     this.step = step;
     this.fraction = Math.min(1, Math.max(0, fraction));
     const wait = this.lastWrite + this.intervalMs - Date.now();
-    if (stepChanged || wait <= 0) this.write();
+    if (wait <= 0) this.write();
     else this.trailing ??= setTimeout(() => this.write(), wait);
   }
 
