@@ -1,6 +1,6 @@
 import { DataSource } from 'typeorm';
-import { loadConfig } from '../src/config/config.js';
+import { loadConfig, processEnv } from '../src/config/config.js';
 import { dataSourceOptions } from '../src/database/data-source-options.js';
 
 /** The DataSource the TypeORM CLI uses (`npm run migration:run`). */
-export default new DataSource(dataSourceOptions(loadConfig()));
+export default new DataSource(dataSourceOptions(loadConfig(processEnv())));

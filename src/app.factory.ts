@@ -25,6 +25,11 @@ export async function createKilnApp(
     adapter,
     { logger: LOG_LEVELS.slice(0, LOG_LEVELS.indexOf(config.http.logLevel) + 1) },
   );
+  // The request id (taken from X-Request-Id when the caller sends one) goes back to the caller.
+  adapter.getInstance().addHook('onRequest', (request, reply, done) => {
+    void reply.header('x-request-id', request.id);
+    done();
+  });
   app.setGlobalPrefix('api/v1');
   app.useGlobalFilters(new ProblemDetailsFilter());
   app.enableShutdownHooks();

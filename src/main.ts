@@ -1,12 +1,10 @@
 import 'reflect-metadata';
-import { existsSync } from 'node:fs';
 import { Logger } from '@nestjs/common';
 import { createKilnApp } from './app.factory.js';
-import { ConfigError, loadConfig } from './config/config.js';
+import { ConfigError, loadConfig, processEnv } from './config/config.js';
 
 async function main(): Promise<void> {
-  if (existsSync('.env')) process.loadEnvFile('.env');
-  const config = loadConfig();
+  const config = loadConfig(processEnv());
   const app = await createKilnApp(config);
   await app.listen({ host: config.http.host, port: config.http.port });
   new Logger('Kiln').log(`Role ${config.role}, listening on ${await app.getUrl()}`);
