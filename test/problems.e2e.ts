@@ -121,6 +121,14 @@ describe('bad input is a clear 4xx problem document, never a 500', () => {
     await expectProblem(response, 400);
   });
 
+  it("carries the caller's X-Request-Id into the problem and back", async () => {
+    const response = await kiln.fetch('/api/v1/jobs/42', {
+      headers: { 'x-request-id': 'trace-42' },
+    });
+    expect(response.headers.get('x-request-id')).toBe('trace-42');
+    expect((await expectProblem(response, 400)).requestId).toBe('trace-42');
+  });
+
   it('stores nothing for any of them', async () => {
     const [row] = await sql<{ count: number }>('SELECT count(*)::int AS count FROM jobs');
     expect(row?.count).toBe(0);

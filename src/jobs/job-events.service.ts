@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import type { Redis } from 'ioredis';
+import { KilnConfig } from '../config/config.js';
 import { RedisService } from '../redis/redis.service.js';
 import type { JobStatus, JobStep } from './job.entity.js';
 
@@ -24,7 +25,10 @@ export class JobEvents implements OnModuleInit {
   private readonly cancelChannel: string;
   private subscriber?: Redis;
 
-  constructor(private readonly redis: RedisService) {
+  constructor(
+    private readonly redis: RedisService,
+    private readonly config: KilnConfig,
+  ) {
     this.updatesChannel = redis.key('job-updates');
     this.cancelChannel = redis.key('job-cancel');
   }
@@ -39,7 +43,11 @@ export class JobEvents implements OnModuleInit {
         this.local.emit('cancel', message);
       }
     });
-    await this.subscriber.subscribe(this.updatesChannel, this.cancelChannel);
+    // Only the API streams updates: a worker-only process would just receive (and parse) its own.
+    const channels = this.config.runsApi
+      ? [this.updatesChannel, this.cancelChannel]
+      : [this.cancelChannel];
+    await this.subscriber.subscribe(...channels);
   }
 
   publishUpdate(event: JobEvent): void {

@@ -17,7 +17,6 @@ export class RedisService implements OnApplicationShutdown {
     this.client = this.open('commands', {
       maxRetriesPerRequest: 1,
       connectTimeout: 2_000,
-      enableAutoPipelining: true,
     });
   }
 
