@@ -1,4 +1,5 @@
 import { type DynamicModule, Module, type Provider } from '@nestjs/common';
+import { HttpDrain } from './common/http-drain.service.js';
 import { ConfigModule } from './config/config.module.js';
 import type { KilnConfig } from './config/config.js';
 import { DatabaseModule } from './database/database.module.js';
@@ -25,7 +26,7 @@ export class AppModule {
         jobs,
         ...(config.runsWorker ? [WorkerModule.forRoot(jobs)] : []),
       ],
-      providers: generators,
+      providers: [HttpDrain, ...generators],
     };
   }
 }

@@ -181,4 +181,17 @@ describe('graceful shutdown', () => {
     await next.close();
     await api.close();
   });
+
+  it('ends live streams and lets requests in flight finish', async () => {
+    const kiln = await TestKiln.start({ SHUTDOWN_GRACE_MS: '200' });
+    const { body } = await kiln.submit('test', { holdMs: 60_000 });
+    const stream = await kiln.fetch(`/api/v1/jobs/${body.id}/events`);
+    const reader = stream.body!.getReader();
+    await reader.read();
+    const inFlight = kiln.submit('test', { tag: 'late' });
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await kiln.close();
+    for (;;) if ((await reader.read()).done) break;
+    expect([202, 503]).toContain((await inFlight).status);
+  });
 });

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import { Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { KilnConfig } from '../config/config.js';
 import { RedisService } from '../redis/redis.service.js';
@@ -18,7 +18,7 @@ export interface JobEvent {
  * reaches whichever API replica streams it, and a cancel reaches whichever worker runs the job.
  */
 @Injectable()
-export class JobEvents implements OnModuleInit {
+export class JobEvents implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('JobEvents');
   private readonly local = new EventEmitter().setMaxListeners(0);
   private readonly updatesChannel: string;
@@ -50,6 +50,11 @@ export class JobEvents implements OnModuleInit {
     await this.subscriber.subscribe(...channels);
   }
 
+  /** Live streams end first at shutdown (their clients reconnect elsewhere), so HTTP can drain. */
+  onModuleDestroy(): void {
+    this.local.emit('closing');
+  }
+
   publishUpdate(event: JobEvent): void {
     this.publish(this.updatesChannel, JSON.stringify(event));
   }
@@ -62,6 +67,12 @@ export class JobEvents implements OnModuleInit {
   watch(id: string, listener: (event: JobEvent) => void): () => void {
     this.local.on(`update:${id}`, listener);
     return () => this.local.off(`update:${id}`, listener);
+  }
+
+  /** Calls `listener` once when this process starts shutting down, until unsubscribed. */
+  onClosing(listener: () => void): () => void {
+    this.local.once('closing', listener);
+    return () => this.local.off('closing', listener);
   }
 
   onCancelRequest(listener: (id: string) => void): void {

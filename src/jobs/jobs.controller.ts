@@ -216,6 +216,7 @@ export class JobsController {
     const close = () => {
       clearInterval(heartbeat);
       unwatch();
+      stopOnClosing();
       raw.end();
     };
     const send = (event: JobEvent) => {
@@ -225,6 +226,7 @@ export class JobsController {
     };
     // Subscribe first, then read: no update can fall between the two.
     const unwatch = this.events.watch(id, send);
+    const stopOnClosing = this.events.onClosing(close);
     request.raw.on('close', close);
     send(toEvent(await this.jobs.get(id, ANONYMOUS_OWNER)));
   }
