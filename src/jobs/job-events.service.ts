@@ -3,7 +3,7 @@ import { Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@ne
 import type { Redis } from 'ioredis';
 import { KilnConfig } from '../config/config.js';
 import { RedisService } from '../redis/redis.service.js';
-import type { JobStatus, JobStep } from './job.entity.js';
+import type { Job, JobStatus, JobStep } from './job.entity.js';
 
 export interface JobEvent {
   id: string;
@@ -12,6 +12,14 @@ export interface JobEvent {
   progress: number;
   error: string | null;
 }
+
+export const jobEvent = (job: Job): JobEvent => ({
+  id: job.id,
+  status: job.status,
+  step: job.currentStep,
+  progress: job.progress,
+  error: job.error,
+});
 
 /**
  * Job updates and cancel requests cross processes over Redis pub/sub: a worker's progress

@@ -3,7 +3,7 @@ import { InjectRepository } from '@nestjs/typeorm';
 import type { Repository } from 'typeorm';
 import type { StoredArtifact } from '../cache/artifact-store.service.js';
 import { rowToEntity } from '../database/row-to-entity.js';
-import { JobEvents } from './job-events.service.js';
+import { JobEvents, jobEvent } from './job-events.service.js';
 import { Job, type JobStep } from './job.entity.js';
 
 /**
@@ -125,13 +125,7 @@ export class JobLifecycle {
     const row = rows[0];
     if (!row) return null;
     const job = rowToEntity(this.jobs, row);
-    this.events.publishUpdate({
-      id: job.id,
-      status: job.status,
-      step: job.currentStep,
-      progress: job.progress,
-      error: job.error,
-    });
+    this.events.publishUpdate(jobEvent(job));
     return job;
   }
 }

@@ -27,7 +27,7 @@ import { ApiProblems } from '../common/api-problems.decorator.js';
 import { apiRef } from '../common/openapi.js';
 import { ProblemError, badRequest } from '../common/problem.js';
 import { ZodPipe } from '../common/validation.js';
-import { type JobEvent, JobEvents } from './job-events.service.js';
+import { type JobEvent, JobEvents, jobEvent } from './job-events.service.js';
 import {
   type JobView,
   batchViewSchema,
@@ -40,7 +40,7 @@ import {
   toJobView,
   type ListJobsQuery,
 } from './job.dto.js';
-import { FINAL_STATUSES, type Job } from './job.entity.js';
+import { FINAL_STATUSES } from './job.entity.js';
 import { JobsService } from './jobs.service.js';
 
 /** Until API keys exist every caller is the same owner. */
@@ -49,14 +49,6 @@ export const ANONYMOUS_OWNER = 'anonymous';
 const idPipe = new ZodPipe(jobIdSchema);
 const idempotencyKeySchema = z.string().min(1).max(255);
 const SSE_HEARTBEAT_MS = 15_000;
-
-const toEvent = (job: Job): JobEvent => ({
-  id: job.id,
-  status: job.status,
-  step: job.currentStep,
-  progress: job.progress,
-  error: job.error,
-});
 
 @ApiTags('jobs')
 @Controller('jobs')
@@ -228,6 +220,6 @@ export class JobsController {
     const unwatch = this.events.watch(id, send);
     const stopOnClosing = this.events.onClosing(close);
     request.raw.on('close', close);
-    send(toEvent(await this.jobs.get(id, ANONYMOUS_OWNER)));
+    send(jobEvent(await this.jobs.get(id, ANONYMOUS_OWNER)));
   }
 }
