@@ -28,6 +28,20 @@ const perKindMs = z
     ),
   );
 
+const DURATION_UNITS_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/** `90s`, `15m`, `1h`, `7d` or plain milliseconds → milliseconds. */
+const duration = z
+  .string()
+  .regex(/^\d+(ms|s|m|h|d)?$/, 'expected a duration such as 500ms, 30s, 15m, 1h or 7d')
+  .transform((text) => {
+    const [, amount = '0', unit = 'ms'] = /^(\d+)(\D*)$/.exec(text) ?? [];
+    return Number(amount) * DURATION_UNITS_MS[unit as keyof typeof DURATION_UNITS_MS];
+  });
+
+/** A five- or six-field cron expression; the scheduler rejects a bad one at boot. */
+const cron = z.string().regex(/^(\S+\s+){4,5}\S+$/, 'expected a cron expression such as 0 * * * *');
+
 /** Every environment key Kiln reads, with its default. `.env.example` mirrors this list. */
 const envSchema = z.object({
   KILN_ROLE: z.enum(['all', 'api', 'worker']).default('all'),
@@ -59,6 +73,25 @@ const envSchema = z.object({
   MAX_STALLED_COUNT: int(0, 100).default(2),
   RECONCILE_INTERVAL_MS: int(100).default(30_000),
   SHUTDOWN_GRACE_MS: int(0).default(30_000),
+  SHUTDOWN_READINESS_DELAY_MS: int(0).default(5_000),
+  HEALTH_CHECK_TIMEOUT_MS: int(1).default(1_000),
+  LIVENESS_EVENT_LOOP_DELAY_MS: int(1).default(2_000),
+  LIVENESS_HEAP_MAX_RATIO: z.coerce.number().gt(0).max(1).default(0.95),
+  DISK_MIN_FREE_PERCENT: z.coerce.number().min(0).max(100).default(5),
+  DISK_MIN_FREE_MB: int(0).default(1_024),
+  QUEUE_BACKLOG_THRESHOLD: int(1).default(1_000),
+  NVIDIA_SMI_PATH: z.string().min(1).default('nvidia-smi'),
+  GPU_REQUIRED: bool.default(false),
+  GPU_POLL_INTERVAL_MS: int(100).default(5_000),
+  GPU_POLL_TIMEOUT_MS: int(100).default(3_000),
+  METRICS_TOKEN: z.string().min(16, 'use at least 16 characters').optional(),
+  CLEANUP_ENABLED: bool.default(true),
+  JOB_RETENTION_DAYS: int(1).default(7),
+  TEMP_MAX_AGE: duration.default(3_600_000),
+  QUEUE_RETENTION: duration.default(86_400_000),
+  CLEANUP_JOBS_CRON: cron.default('0 * * * *'),
+  CLEANUP_TEMP_CRON: cron.default('*/10 * * * *'),
+  CLEANUP_QUEUE_CRON: cron.default('*/15 * * * *'),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -96,6 +129,33 @@ function toConfig(env: z.output<typeof envSchema>) {
       stalledCheckIntervalMs: env.STALLED_CHECK_INTERVAL_MS,
       maxStalledCount: env.MAX_STALLED_COUNT,
       shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
+    },
+    health: {
+      checkTimeoutMs: env.HEALTH_CHECK_TIMEOUT_MS,
+      readinessDelayMs: env.SHUTDOWN_READINESS_DELAY_MS,
+      maxEventLoopDelayMs: env.LIVENESS_EVENT_LOOP_DELAY_MS,
+      maxHeapRatio: env.LIVENESS_HEAP_MAX_RATIO,
+      minFreeDiskPercent: env.DISK_MIN_FREE_PERCENT,
+      minFreeDiskBytes: env.DISK_MIN_FREE_MB * 1_048_576,
+      queueBacklogThreshold: env.QUEUE_BACKLOG_THRESHOLD,
+    },
+    gpu: {
+      nvidiaSmiPath: env.NVIDIA_SMI_PATH,
+      required: env.GPU_REQUIRED,
+      pollIntervalMs: env.GPU_POLL_INTERVAL_MS,
+      pollTimeoutMs: env.GPU_POLL_TIMEOUT_MS,
+    },
+    metrics: { token: env.METRICS_TOKEN },
+    cleanup: {
+      enabled: env.CLEANUP_ENABLED,
+      jobRetentionMs: env.JOB_RETENTION_DAYS * DURATION_UNITS_MS.d,
+      tempMaxAgeMs: env.TEMP_MAX_AGE,
+      queueRetentionMs: env.QUEUE_RETENTION,
+      schedules: {
+        jobs: env.CLEANUP_JOBS_CRON,
+        temp: env.CLEANUP_TEMP_CRON,
+        queue: env.CLEANUP_QUEUE_CRON,
+      },
     },
   };
 }

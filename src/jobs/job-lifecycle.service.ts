@@ -3,8 +3,9 @@ import { InjectRepository } from '@nestjs/typeorm';
 import type { Repository } from 'typeorm';
 import type { StoredArtifact } from '../cache/artifact-store.service.js';
 import { rowToEntity } from '../database/row-to-entity.js';
+import { KilnMetrics } from '../metrics/kiln-metrics.js';
 import { JobEvents, jobEvent } from './job-events.service.js';
-import { Job, type JobStep } from './job.entity.js';
+import { FINAL_STATUSES, Job, type JobStep } from './job.entity.js';
 
 /**
  * The worker's side of a job's life. Every change is a conditional UPDATE that checks the
@@ -16,16 +17,24 @@ export class JobLifecycle {
   constructor(
     @InjectRepository(Job) private readonly jobs: Repository<Job>,
     private readonly events: JobEvents,
+    private readonly metrics: KilnMetrics,
   ) {}
 
   /** pending (or processing, after a worker died) → processing, as a new attempt. */
-  claim(id: string): Promise<Job | null> {
-    return this.transition(
+  async claim(id: string): Promise<Job | null> {
+    const job = await this.transition(
       `UPDATE jobs SET status = 'processing', current_step = 'preparing', progress = 0,
          attempts = attempts + 1, started_at = coalesce(started_at, now()), updated_at = now()
        WHERE id = $1 AND status IN ('pending', 'processing') RETURNING *`,
       [id],
     );
+    if (job?.attempts === 1 && job.startedAt) {
+      this.metrics.jobWait.observe(
+        { kind: job.kind },
+        (job.startedAt.getTime() - job.createdAt.getTime()) / 1000,
+      );
+    }
+    return job;
   }
 
   /** Returns whether a cancel has been requested: a second path for a lost broadcast. */
@@ -126,6 +135,19 @@ export class JobLifecycle {
     if (!row) return null;
     const job = rowToEntity(this.jobs, row);
     this.events.publishUpdate(jobEvent(job));
+    this.count(job);
     return job;
+  }
+
+  /** Every final status is reached through here: count it once, where it happens. */
+  private count(job: Job): void {
+    if (!FINAL_STATUSES.includes(job.status)) return;
+    this.metrics.jobsFinished.inc({ kind: job.kind, status: job.status });
+    if (job.status === 'completed' && job.startedAt && job.finishedAt) {
+      this.metrics.jobDuration.observe(
+        { kind: job.kind },
+        (job.finishedAt.getTime() - job.startedAt.getTime()) / 1000,
+      );
+    }
   }
 }

@@ -4,6 +4,8 @@ import { type Job as BullJob, type JobState, Queue, Worker } from 'bullmq';
 import { KilnConfig } from '../config/config.js';
 import type { Resources } from '../generation/generator.js';
 import { GeneratorRegistry } from '../generation/generator.registry.js';
+import { KilnMetrics } from '../metrics/kiln-metrics.js';
+import { ScrapeCollectors } from '../metrics/scrape-collectors.service.js';
 import { RedisService } from '../redis/redis.service.js';
 import { PRIORITY } from './job.dto.js';
 
@@ -43,8 +45,16 @@ export class JobQueue {
     private readonly registry: GeneratorRegistry,
     private readonly redis: RedisService,
     private readonly config: KilnConfig,
+    metrics: KilnMetrics,
+    collectors: ScrapeCollectors,
   ) {
     this.queues = { cpu, gpu };
+    collectors.register(async () => {
+      for (const [queue, counts] of Object.entries(await this.counts())) {
+        for (const [state, count] of Object.entries(counts))
+          metrics.queueJobs.set({ queue, state }, count);
+      }
+    });
   }
 
   /** Safe to repeat: the job id is the row id, and BullMQ ignores an id it already holds. */

@@ -17,6 +17,7 @@ import { parseWith } from '../common/validation.js';
 import { KilnConfig } from '../config/config.js';
 import { rowToEntity } from '../database/row-to-entity.js';
 import { GeneratorRegistry } from '../generation/generator.registry.js';
+import { KilnMetrics } from '../metrics/kiln-metrics.js';
 import { JobEvents } from './job-events.service.js';
 import { JobLifecycle } from './job-lifecycle.service.js';
 import { JobQueue } from './job-queue.service.js';
@@ -53,6 +54,7 @@ export class JobsService {
     private readonly lifecycle: JobLifecycle,
     private readonly events: JobEvents,
     private readonly artifacts: ArtifactStore,
+    private readonly metrics: KilnMetrics,
     private readonly config: KilnConfig,
   ) {}
 
@@ -249,7 +251,9 @@ export class JobsService {
       rowsOfParameters.flat(),
     );
     const byId = new Map(rows.map((row) => [row.id, rowToEntity(this.jobs, row)]));
-    return jobs.flatMap((job) => byId.get(job.id) ?? []);
+    const inserted = jobs.flatMap((job) => byId.get(job.id) ?? []);
+    for (const job of inserted) this.metrics.jobsSubmitted.inc({ kind: job.kind });
+    return inserted;
   }
 
   /** The job an Idempotency-Key already names, if this request is the same one again. */

@@ -1,6 +1,9 @@
 import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { Redis, type RedisOptions } from 'ioredis';
+import { settlesWithin } from '../common/settles-within.js';
 import { KilnConfig } from '../config/config.js';
+
+const QUIT_MS = 2_000;
 
 /** Kiln's Redis connections, all closed at shutdown. */
 @Injectable()
@@ -32,7 +35,10 @@ export class RedisService implements OnApplicationShutdown {
 
   async onApplicationShutdown(): Promise<void> {
     await Promise.all(
-      this.connections.map((connection) => connection.quit().catch(() => undefined)),
+      this.connections.map(async (connection) => {
+        // QUIT waits for replies owed; a connection stuck reconnecting is dropped instead.
+        if (!(await settlesWithin(connection.quit(), QUIT_MS))) connection.disconnect();
+      }),
     );
   }
 

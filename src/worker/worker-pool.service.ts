@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   type BeforeApplicationShutdown,
   Injectable,
@@ -6,6 +5,7 @@ import {
   type OnApplicationBootstrap,
 } from '@nestjs/common';
 import type { Worker } from 'bullmq';
+import { settlesWithin } from '../common/settles-within.js';
 import { KilnConfig } from '../config/config.js';
 import { JobLifecycle } from '../jobs/job-lifecycle.service.js';
 import { JobQueue, type QueuedJob } from '../jobs/job-queue.service.js';
@@ -48,18 +48,14 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
    */
   async beforeApplicationShutdown(): Promise<void> {
     const closed = Promise.all(this.workers.map((worker) => worker.close()));
-    const inTime = await Promise.race([
-      closed.then(() => true),
-      sleep(this.config.worker.shutdownGraceMs).then(() => false),
-    ]);
-    if (inTime) return;
+    if (await settlesWithin(closed, this.config.worker.shutdownGraceMs)) return;
     this.logger.warn(`Grace period over: handing ${this.runner.runningCount} job(s) back`);
     this.runner.abortAll(new AbortReason('shutdown', 'Worker shutting down.'));
-    const settled = await Promise.race([
-      closed.then(() => true),
-      sleep(HANDBACK_MS).then(() => false),
-    ]);
-    if (!settled) await Promise.all(this.workers.map((worker) => worker.close(true)));
+    if (await settlesWithin(closed, HANDBACK_MS)) return;
+    const forced = Promise.all(this.workers.map((worker) => worker.close(true)));
+    // A worker whose Redis came back empty can wait for ever on its blocking connection.
+    if (await settlesWithin(forced, HANDBACK_MS)) return;
+    this.logger.warn('Workers did not close; their connections will be dropped');
   }
 
   /** A job BullMQ gave up on outside the runner (stalled too often) still ends failed. */
