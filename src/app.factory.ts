@@ -30,7 +30,8 @@ export async function createKilnApp(
     void reply.header('x-request-id', request.id);
     done();
   });
-  app.setGlobalPrefix('api/v1');
+  // Probes and Prometheus expect the conventional paths.
+  app.setGlobalPrefix('api/v1', { exclude: ['health', 'health/*path', 'metrics'] });
   app.useGlobalFilters(new ProblemDetailsFilter());
   app.enableShutdownHooks();
   // Generators register during init; the API document lists them.

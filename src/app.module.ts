@@ -3,7 +3,9 @@ import { HttpDrain } from './common/http-drain.service.js';
 import { ConfigModule } from './config/config.module.js';
 import type { KilnConfig } from './config/config.js';
 import { DatabaseModule } from './database/database.module.js';
+import { HealthModule } from './health/health.module.js';
 import { JobsModule } from './jobs/jobs.module.js';
+import { MetricsModule } from './metrics/metrics.module.js';
 import { RedisModule } from './redis/redis.module.js';
 import { WorkerModule } from './worker/worker.module.js';
 
@@ -24,6 +26,8 @@ export class AppModule {
         DatabaseModule,
         RedisModule,
         jobs,
+        MetricsModule.forRoot({ api: config.runsApi, jobs }),
+        HealthModule,
         ...(config.runsWorker ? [WorkerModule.forRoot(jobs)] : []),
       ],
       providers: [HttpDrain, ...generators],

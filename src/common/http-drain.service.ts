@@ -1,27 +1,47 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type BeforeApplicationShutdown, Injectable, Logger } from '@nestjs/common';
+import {
+  type BeforeApplicationShutdown,
+  Injectable,
+  Logger,
+  type OnModuleDestroy,
+} from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance } from 'fastify';
+import { settlesWithin } from './settles-within.js';
+import { KilnConfig } from '../config/config.js';
+import { Readiness } from '../health/readiness.service.js';
 
 /** How long requests in flight at shutdown get to finish. */
 const DRAIN_MS = 5_000;
 
 /**
- * Nest closes the HTTP server only after every shutdown hook, the database's included, so a
- * request in flight would lose its connection. Closing it first lets those requests finish.
+ * Shutdown, as seen from HTTP. First readiness turns off, and the API keeps serving while load
+ * balancers notice. Then, since Nest closes the HTTP server only after every shutdown hook (the
+ * database's included), it is closed early so that requests in flight can finish.
  */
 @Injectable()
-export class HttpDrain implements BeforeApplicationShutdown {
+export class HttpDrain implements OnModuleDestroy, BeforeApplicationShutdown {
   private readonly logger = new Logger('Http');
 
-  constructor(private readonly host: HttpAdapterHost) {}
+  constructor(
+    private readonly host: HttpAdapterHost,
+    private readonly readiness: Readiness,
+    private readonly config: KilnConfig,
+  ) {}
+
+  /** The root module's hook: Nest runs it before any other module's. */
+  async onModuleDestroy(): Promise<void> {
+    this.readiness.beginShutdown();
+    const delayMs = this.config.runsApi ? this.config.health.readinessDelayMs : 0;
+    if (delayMs > 0) {
+      this.logger.log(`Not ready; serving ${delayMs} ms more while traffic moves away`);
+      await sleep(delayMs);
+    }
+  }
 
   async beforeApplicationShutdown(): Promise<void> {
     const server = this.host.httpAdapter.getInstance<FastifyInstance>();
-    const drained = await Promise.race([
-      server.close().then(() => true),
-      sleep(DRAIN_MS).then(() => false),
-    ]);
-    if (!drained) this.logger.warn(`Requests still open after ${DRAIN_MS} ms; closing anyway`);
+    if (!(await settlesWithin(server.close(), DRAIN_MS)))
+      this.logger.warn(`Requests still open after ${DRAIN_MS} ms; closing anyway`);
   }
 }

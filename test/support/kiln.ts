@@ -27,6 +27,11 @@ export const TEST_ENV: Record<string, string> = {
   JOB_LOCK_MS: '2000',
   STALLED_CHECK_INTERVAL_MS: '500',
   SHUTDOWN_GRACE_MS: '2000',
+  SHUTDOWN_READINESS_DELAY_MS: '0',
+  // No GPU in CI, and no test should wait on a real nvidia-smi.
+  NVIDIA_SMI_PATH: join(storage, 'no-nvidia-smi'),
+  // Tests run cleanup themselves.
+  CLEANUP_ENABLED: 'false',
 };
 
 export interface Response<T> {

@@ -1,0 +1,36 @@
+import { Injectable } from '@nestjs/common';
+import { HealthIndicatorService } from '@nestjs/terminus';
+import { DataSource } from 'typeorm';
+import { KilnConfig } from '../config/config.js';
+import { RedisService } from '../redis/redis.service.js';
+
+/** PostgreSQL and Redis, each asked one cheap question on a connection Kiln already holds. */
+@Injectable()
+export class DependenciesHealth {
+  constructor(
+    private readonly indicators: HealthIndicatorService,
+    private readonly dataSource: DataSource,
+    private readonly connections: RedisService,
+    private readonly config: KilnConfig,
+  ) {}
+
+  database() {
+    return this.indicators
+      .check('database')
+      .attempt(async () => {
+        await this.dataSource.query('SELECT 1');
+        return { message: 'PostgreSQL answered' };
+      })
+      .withTimeout(this.config.health.checkTimeoutMs);
+  }
+
+  redis() {
+    return this.indicators
+      .check('redis')
+      .attempt(async () => {
+        await this.connections.client.ping();
+        return { message: 'Redis answered' };
+      })
+      .withTimeout(this.config.health.checkTimeoutMs);
+  }
+}

@@ -1,0 +1,27 @@
+import { z } from 'zod';
+
+const check = z
+  .object({
+    status: z.enum(['healthy', 'degraded', 'unhealthy']),
+    message: z.string(),
+    details: z.record(z.string(), z.unknown()).optional(),
+  })
+  .meta({ id: 'HealthCheck' });
+
+export const healthReportSchema = z
+  .object({
+    status: z.enum(['healthy', 'degraded', 'unhealthy']),
+    version: z.string(),
+    uptime_seconds: z.number(),
+    timestamp: z.iso.datetime(),
+    checks: z.object({
+      database: check,
+      redis: check,
+      gpu: check,
+      queue: check,
+      disk_space: check,
+    }),
+  })
+  .meta({ id: 'HealthReport', description: 'Every check, for people and dashboards.' });
+export type HealthReport = z.output<typeof healthReportSchema>;
+export type HealthCheckView = z.output<typeof check>;
