@@ -1,4 +1,5 @@
 import { type DynamicModule, Module, type Provider } from '@nestjs/common';
+import { CleanupModule } from './cleanup/cleanup.module.js';
 import { HttpDrain } from './common/http-drain.service.js';
 import { ConfigModule } from './config/config.module.js';
 import type { KilnConfig } from './config/config.js';
@@ -28,6 +29,7 @@ export class AppModule {
         jobs,
         MetricsModule.forRoot({ api: config.runsApi, jobs }),
         HealthModule,
+        CleanupModule.forRoot({ api: config.runsApi, jobs }),
         ...(config.runsWorker ? [WorkerModule.forRoot(jobs)] : []),
       ],
       providers: [HttpDrain, ...generators],

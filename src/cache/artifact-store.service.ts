@@ -17,12 +17,12 @@ async function fileSha256(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
-/** A file stored by content, ready to be recorded with the job that produced it. */
+/** A file stored by content, ready for the job that produced it to refer to. */
 export type StoredArtifact = Pick<Artifact, 'sha256' | 'contentType' | 'extension' | 'sizeBytes'>;
 
 /**
- * Generated files, stored once on disk by content (`ARTIFACT_DIR/ab/abcdef…`). Each has a row in
- * `artifacts`, written in the same statement that completes the job that produced it.
+ * Generated files, stored once on disk by content (`ARTIFACT_DIR/ab/abcdef…`), each with a row in
+ * `artifacts` that the jobs producing it refer to. Cleanup removes both once no job does.
  */
 @Injectable()
 export class ArtifactStore {
@@ -38,9 +38,20 @@ export class ArtifactStore {
     return join(this.config.storage.artifactDir, sha256.slice(0, 2), sha256);
   }
 
-  /** Writes beside the target and renames, so a reader never sees a partial file. */
+  /**
+   * Records the artifact, then writes it beside the target and renames, so a reader never sees
+   * a partial file. The row comes first: cleanup deletes a row and its file in one transaction,
+   * so once the row is (re)written here the file check below cannot race a deletion.
+   */
   async store(output: GeneratedOutput): Promise<StoredArtifact> {
     const sha256 = 'data' in output ? sha256Hex(output.data) : await fileSha256(output.path);
+    const size = 'data' in output ? output.data.length : (await stat(output.path)).size;
+    await this.artifacts.query(
+      `INSERT INTO artifacts (sha256, content_type, extension, size_bytes) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (sha256) DO UPDATE SET last_used_at = now()
+       WHERE artifacts.last_used_at < now() - interval '1 minute'`,
+      [sha256, output.contentType, output.extension, size],
+    );
     const target = this.pathOf(sha256);
     const directory = dirname(target);
     if (!this.directories.has(directory)) {
@@ -57,8 +68,12 @@ export class ArtifactStore {
       else await this.moveInto(output.path, partial);
       await rename(partial, target);
     }
-    const sizeBytes = 'data' in output ? output.data.length : (stored ?? (await stat(target))).size;
-    return { sha256, contentType: output.contentType, extension: output.extension, sizeBytes };
+    return {
+      sha256,
+      contentType: output.contentType,
+      extension: output.extension,
+      sizeBytes: size,
+    };
   }
 
   find(sha256: string): Promise<Artifact | null> {

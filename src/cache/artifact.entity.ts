@@ -21,4 +21,7 @@ export class Artifact {
 
   @Column('timestamptz', { name: 'created_at' })
   createdAt!: Date;
+
+  @Column('timestamptz', { name: 'last_used_at' })
+  lastUsedAt!: Date;
 }

@@ -35,8 +35,8 @@ const duration = z
   .string()
   .regex(/^\d+(ms|s|m|h|d)?$/, 'expected a duration such as 500ms, 30s, 15m, 1h or 7d')
   .transform((text) => {
-    const [, amount = '0', unit = 'ms'] = /^(\d+)(\D*)$/.exec(text) ?? [];
-    return Number(amount) * DURATION_UNITS_MS[unit as keyof typeof DURATION_UNITS_MS];
+    const [, amount = '0', unit] = /^(\d+)(\D*)$/.exec(text) ?? [];
+    return Number(amount) * DURATION_UNITS_MS[(unit || 'ms') as keyof typeof DURATION_UNITS_MS];
   });
 
 /** A five- or six-field cron expression; the scheduler rejects a bad one at boot. */
@@ -95,6 +95,7 @@ const envSchema = z.object({
 });
 
 export type Env = z.input<typeof envSchema>;
+export const ENV_KEYS = Object.keys(envSchema.shape);
 
 function toConfig(env: z.output<typeof envSchema>) {
   return {

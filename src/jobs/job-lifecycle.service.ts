@@ -47,24 +47,13 @@ export class JobLifecycle {
     return { cancelRequested: updated?.cancelRequestedAt != null };
   }
 
-  /** Records the artifact and completes the job in one statement: one round trip per job. */
+  /** Completes the job with the artifact the store has already recorded. */
   complete(job: Job, artifact: StoredArtifact): Promise<Job | null> {
     return this.transition(
-      `WITH artifact AS (
-         INSERT INTO artifacts (sha256, content_type, extension, size_bytes) VALUES ($3, $4, $5, $6)
-         ON CONFLICT (sha256) DO NOTHING
-       )
-       UPDATE jobs SET status = 'completed', current_step = 'completed', progress = 1,
+      `UPDATE jobs SET status = 'completed', current_step = 'completed', progress = 1,
          artifact_sha256 = $3, error = NULL, finished_at = now(), updated_at = now()
        WHERE id = $1 AND attempts = $2 AND status = 'processing' RETURNING *`,
-      [
-        job.id,
-        job.attempts,
-        artifact.sha256,
-        artifact.contentType,
-        artifact.extension,
-        artifact.sizeBytes,
-      ],
+      [job.id, job.attempts, artifact.sha256],
     );
   }
 

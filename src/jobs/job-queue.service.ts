@@ -14,6 +14,9 @@ export const QUEUE_NAMES: Record<Resources, string> = {
   gpu: 'generation-gpu',
 };
 
+/** Most entries one clean call removes per queue and state; the next run takes the rest. */
+const CLEAN_BATCH = 10_000;
+
 /** A BullMQ job carries only what routing needs; the row holds the rest. */
 export interface QueuedJobData {
   kind: string;
@@ -112,6 +115,16 @@ export class JobQueue {
       ]),
     );
     return Object.fromEntries(entries) as Record<string, Record<string, number>>;
+  }
+
+  /** Drops BullMQ's own completed and failed entries older than `graceMs`; returns how many. */
+  async clean(graceMs: number): Promise<number> {
+    const removed = await Promise.all(
+      Object.values(this.queues).flatMap((queue) =>
+        (['completed', 'failed'] as const).map((state) => queue.clean(graceMs, CLEAN_BATCH, state)),
+      ),
+    );
+    return removed.reduce((sum, ids) => sum + ids.length, 0);
   }
 
   /** Starts a worker on the queue of the given resources, on a connection of its own. */

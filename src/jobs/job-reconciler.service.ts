@@ -1,11 +1,5 @@
-import {
-  Injectable,
-  Logger,
-  type BeforeApplicationShutdown,
-  type OnApplicationBootstrap,
-} from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { KilnConfig } from '../config/config.js';
 import { withAdvisoryLock } from '../database/advisory-lock.js';
 import { GeneratorRegistry } from '../generation/generator.registry.js';
 import { JobLifecycle } from './job-lifecycle.service.js';
@@ -21,42 +15,22 @@ export interface ReconcileReport {
 /**
  * Makes Redis agree with PostgreSQL: every unfinished row whose BullMQ job is missing (an
  * enqueue that failed, a Redis that restarted empty) is enqueued again, so an accepted job is
- * never lost; a row whose BullMQ job has given up is marked failed.
+ * never lost; a row whose BullMQ job has given up is marked failed. Cleanup schedules it.
  */
 @Injectable()
-export class JobReconciler implements OnApplicationBootstrap, BeforeApplicationShutdown {
+export class JobReconciler {
   private readonly logger = new Logger('Reconciler');
-  private timer?: NodeJS.Timeout;
-  private running: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly dataSource: DataSource,
     private readonly queue: JobQueue,
     private readonly lifecycle: JobLifecycle,
     private readonly registry: GeneratorRegistry,
-    private readonly config: KilnConfig,
   ) {}
 
-  onApplicationBootstrap(): void {
-    this.running = this.runQuietly();
-    this.timer = setInterval(() => {
-      this.running = this.runQuietly();
-    }, this.config.jobs.reconcileIntervalMs);
-    this.timer.unref();
-  }
-
-  /** Lets a pass in flight end before the database connections close. */
-  async beforeApplicationShutdown(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
-  }
-
-  /** One pass; replicas take turns on a lock, and a replica that finds it taken skips. */
-  async reconcile(): Promise<ReconcileReport> {
-    const report = await withAdvisoryLock(this.dataSource, 'reconciler', () => this.pass(), {
-      wait: false,
-    });
-    return report ?? { enqueued: 0, failed: 0 };
+  /** One pass; replicas take turns on a lock, and one that finds it taken skips (undefined). */
+  reconcile(): Promise<ReconcileReport | undefined> {
+    return withAdvisoryLock(this.dataSource, 'reconciler', () => this.pass(), { wait: false });
   }
 
   private async pass(): Promise<ReconcileReport> {
@@ -81,15 +55,5 @@ export class JobReconciler implements OnApplicationBootstrap, BeforeApplicationS
       this.logger.log(`Re-enqueued ${report.enqueued} job(s), failed ${report.failed}`);
     }
     return report;
-  }
-
-  private async runQuietly(): Promise<void> {
-    try {
-      await this.reconcile();
-    } catch (error) {
-      this.logger.warn(
-        `Reconcile failed; next try in ${this.config.jobs.reconcileIntervalMs} ms: ${(error as Error).message}`,
-      );
-    }
   }
 }

@@ -1,0 +1,192 @@
+import { lstat, readdir, rm, unlink } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { Injectable, Logger } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import { ArtifactStore } from '../cache/artifact-store.service.js';
+import { KilnConfig } from '../config/config.js';
+import { withAdvisoryLock } from '../database/advisory-lock.js';
+import { JobQueue } from '../jobs/job-queue.service.js';
+import { JobReconciler, type ReconcileReport } from '../jobs/job-reconciler.service.js';
+import { KilnMetrics } from '../metrics/kiln-metrics.js';
+
+export const CLEANUP_TARGETS = ['jobs', 'artifacts', 'temp_files', 'queue_entries'] as const;
+export type CleanupTarget = (typeof CLEANUP_TARGETS)[number];
+
+/** The removal tasks; `jobs` removes expired jobs and then the artifacts they leave unused. */
+export const CLEANUP_TASKS = ['jobs', 'temp', 'queue'] as const;
+export type CleanupTask = (typeof CLEANUP_TASKS)[number];
+
+export interface CleanupReport {
+  removed: Record<CleanupTarget, number>;
+  reconciled: ReconcileReport | null;
+  /** Tasks another replica was running: it does the work, this one skips. */
+  skipped: (CleanupTask | 'reconcile')[];
+}
+
+/** Rows one statement deletes, so no cleanup holds long locks on a busy table. */
+const BATCH = 1_000;
+/** An unreferenced artifact younger than this may be about to be referenced by a completing job. */
+const ARTIFACT_GRACE = '1 hour';
+/** A job's scratch directory: `<job id>-<attempt>`. */
+const JOB_TEMP_DIR = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})-\d+$/;
+
+const isMissing = (error: unknown) => (error as NodeJS.ErrnoException).code === 'ENOENT';
+
+/**
+ * Removes what Kiln no longer needs. Every task runs under a PostgreSQL advisory lock: crons fire
+ * in every replica, and only the one that takes the lock works. Nothing pending or processing,
+ * and no artifact a job refers to, is ever touched.
+ */
+@Injectable()
+export class CleanupService {
+  private readonly logger = new Logger('Cleanup');
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly artifacts: ArtifactStore,
+    private readonly queue: JobQueue,
+    private readonly reconciler: JobReconciler,
+    private readonly metrics: KilnMetrics,
+    private readonly config: KilnConfig,
+  ) {}
+
+  /** Every task and a reconcile pass now, one after the other (`POST /api/v1/admin/cleanup`). */
+  async runAll(): Promise<CleanupReport> {
+    const report: CleanupReport = {
+      removed: { jobs: 0, artifacts: 0, temp_files: 0, queue_entries: 0 },
+      reconciled: null,
+      skipped: [],
+    };
+    for (const task of CLEANUP_TASKS) {
+      const removed = await this.run(task);
+      if (removed) Object.assign(report.removed, removed);
+      else report.skipped.push(task);
+    }
+    report.reconciled = (await this.reconciler.reconcile()) ?? null;
+    if (!report.reconciled) report.skipped.push('reconcile');
+    return report;
+  }
+
+  /** One task under its lock; undefined when another replica holds it. */
+  async run(task: CleanupTask): Promise<Partial<Record<CleanupTarget, number>> | undefined> {
+    const removed = await withAdvisoryLock(
+      this.dataSource,
+      this.lockName(task),
+      () => this.work(task),
+      { wait: false },
+    );
+    if (!removed) return undefined;
+    for (const [target, count] of Object.entries(removed)) {
+      this.metrics.cleanupRemoved.inc({ target }, count);
+    }
+    this.logger.log({ message: `Cleanup ${task} done`, task, removed });
+    return removed;
+  }
+
+  private work(task: CleanupTask): Promise<Partial<Record<CleanupTarget, number>>> {
+    switch (task) {
+      case 'jobs':
+        return this.removeExpiredJobs();
+      case 'temp':
+        return this.removeStaleTempFiles();
+      case 'queue':
+        return this.removeOldQueueEntries();
+    }
+  }
+
+  /** Each pod has a temp dir of its own: its lock is per host and directory, not cluster-wide. */
+  private lockName(task: CleanupTask): string {
+    return task === 'temp'
+      ? `cleanup:temp:${hostname()}:${this.config.storage.tempDir}`
+      : `cleanup:${task}`;
+  }
+
+  private async removeExpiredJobs(): Promise<{ jobs: number; artifacts: number }> {
+    let jobs = 0;
+    for (let deleted = BATCH; deleted === BATCH; jobs += deleted) {
+      const [row] = await this.dataSource.query<[{ count: number }]>(
+        `WITH deleted AS (
+           DELETE FROM jobs WHERE id IN (
+             SELECT id FROM jobs
+             WHERE status IN ('completed', 'failed', 'cancelled')
+               AND finished_at < now() - $1 * interval '1 millisecond'
+             ORDER BY finished_at LIMIT $2)
+           RETURNING 1)
+         SELECT count(*)::int AS count FROM deleted`,
+        [this.config.cleanup.jobRetentionMs, BATCH],
+      );
+      deleted = row.count;
+    }
+    let artifacts = 0;
+    for (let deleted = BATCH; deleted === BATCH; artifacts += deleted) {
+      deleted = await this.removeUnusedArtifacts();
+    }
+    return { jobs, artifacts };
+  }
+
+  /**
+   * Rows and files go in one transaction: a worker storing the same content waits on the row
+   * lock until the file is gone, then writes both afresh. A file that cannot be removed rolls
+   * its batch back for the next run; a row without its file is harmless (the store rewrites it).
+   */
+  private removeUnusedArtifacts(): Promise<number> {
+    return this.dataSource.transaction(async (manager) => {
+      const rows = await manager.query<{ sha256: string }[]>(
+        `WITH deleted AS (
+           DELETE FROM artifacts WHERE sha256 IN (
+             SELECT sha256 FROM artifacts a
+             WHERE last_used_at < now() - interval '${ARTIFACT_GRACE}'
+               AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.artifact_sha256 = a.sha256)
+             LIMIT $1 FOR UPDATE SKIP LOCKED)
+           RETURNING sha256)
+         SELECT sha256 FROM deleted`,
+        [BATCH],
+      );
+      const results = await Promise.allSettled(
+        rows.map(({ sha256 }) => unlink(this.artifacts.pathOf(sha256))),
+      );
+      const failures = results.flatMap((result) =>
+        result.status === 'rejected' && !isMissing(result.reason) ? [result.reason as Error] : [],
+      );
+      if (failures.length > 0) {
+        throw new Error(
+          `Could not remove ${failures.length} artifact file(s): ${failures[0]?.message}`,
+        );
+      }
+      return rows.length;
+    });
+  }
+
+  private async removeStaleTempFiles(): Promise<{ temp_files: number }> {
+    const { tempDir } = this.config.storage;
+    const cutoff = Date.now() - this.config.cleanup.tempMaxAgeMs;
+    const names = await readdir(tempDir).catch((error: unknown) => {
+      if (isMissing(error)) return [];
+      throw error;
+    });
+    const stale: string[] = [];
+    for (const name of names) {
+      const stats = await lstat(join(tempDir, name)).catch(() => undefined);
+      if (stats && stats.mtimeMs < cutoff) stale.push(name);
+    }
+    const jobIds = stale.flatMap((name) => JOB_TEMP_DIR.exec(name)?.[1] ?? []);
+    const running = new Set(
+      (
+        await this.dataSource.query<{ id: string }[]>(
+          `SELECT id FROM jobs WHERE id = ANY($1::uuid[]) AND status = 'processing'`,
+          [jobIds],
+        )
+      ).map((row) => row.id),
+    );
+    const removable = stale.filter((name) => !running.has(JOB_TEMP_DIR.exec(name)?.[1] ?? ''));
+    await Promise.all(
+      removable.map((name) => rm(join(tempDir, name), { recursive: true, force: true })),
+    );
+    return { temp_files: removable.length };
+  }
+
+  private async removeOldQueueEntries(): Promise<{ queue_entries: number }> {
+    return { queue_entries: await this.queue.clean(this.config.cleanup.queueRetentionMs) };
+  }
+}

@@ -1,0 +1,173 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { DataSource } from 'typeorm';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ArtifactStore } from '../src/cache/artifact-store.service.js';
+import type { CleanupReport } from '../src/cleanup/cleanup.service.js';
+import { withAdvisoryLock } from '../src/database/advisory-lock.js';
+import { JobQueue } from '../src/jobs/job-queue.service.js';
+import { TestKiln, resetState, sql } from './support/kiln.js';
+
+const sha = (digit: string) => digit.repeat(64);
+
+/** A job row as cleanup would find it; `age` is how long ago it was created and finished. */
+async function seedJob(
+  status: string,
+  age: string,
+  artifact: string | null = null,
+): Promise<string> {
+  const finished = ['completed', 'failed', 'cancelled'].includes(status);
+  const [row] = await sql<{ id: string }>(
+    `INSERT INTO jobs (kind, status, input, input_hash, generator_version, max_attempts, owner_id,
+       artifact_sha256, created_at, started_at, finished_at)
+     VALUES ('test', $1, '{}', 'h', '1', 1, 'seed', $2, now() - $3::interval,
+       CASE WHEN $1 <> 'pending' THEN now() - $3::interval END,
+       CASE WHEN $4 THEN now() - $3::interval END)
+     RETURNING id`,
+    [status, artifact, age, finished],
+  );
+  return row!.id;
+}
+
+async function seedArtifact(kiln: TestKiln, digest: string, age: string): Promise<string> {
+  await sql(
+    `INSERT INTO artifacts (sha256, content_type, extension, size_bytes, last_used_at)
+     VALUES ($1, 'audio/wav', 'wav', 4, now() - $2::interval)`,
+    [digest, age],
+  );
+  const path = kiln.app.get(ArtifactStore).pathOf(digest);
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(path, 'data');
+  return path;
+}
+
+/** A file or directory in TEMP_DIR, its modification time set `ageMs` in the past. */
+async function seedTemp(kiln: TestKiln, name: string, ageMs: number, directory = false) {
+  const path = join(kiln.config.storage.tempDir, name);
+  if (directory) {
+    await mkdir(path, { recursive: true });
+    await writeFile(join(path, 'scratch.bin'), 'x');
+  } else {
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(path, 'x');
+  }
+  const at = new Date(Date.now() - ageMs);
+  await utimes(path, at, at);
+}
+
+const HOUR_MS = 3_600_000;
+
+async function runCleanup(kiln: TestKiln): Promise<CleanupReport> {
+  const { status, body } = await kiln.request<CleanupReport>('POST', '/admin/cleanup');
+  expect(status).toBe(200);
+  return body;
+}
+
+describe('cleanup', () => {
+  let kiln: TestKiln;
+
+  beforeAll(async () => {
+    kiln = await TestKiln.start({ KILN_ROLE: 'api' });
+  });
+  afterAll(() => kiln.close());
+  beforeEach(async () => {
+    await resetState();
+    const { tempDir } = kiln.config.storage;
+    await rm(tempDir, { recursive: true, force: true });
+    await mkdir(tempDir, { recursive: true });
+  });
+
+  it('removes exactly the old finished jobs, their unused artifacts and stale temp files', async () => {
+    const onlyOld = await seedArtifact(kiln, sha('a'), '8 days');
+    const shared = await seedArtifact(kiln, sha('b'), '8 days');
+    const orphan = await seedArtifact(kiln, sha('c'), '2 hours');
+    const fresh = await seedArtifact(kiln, sha('d'), '1 minute');
+    const expired = [
+      await seedJob('completed', '8 days', sha('a')),
+      await seedJob('completed', '8 days', sha('b')),
+      await seedJob('failed', '8 days'),
+      await seedJob('cancelled', '8 days'),
+    ];
+    const kept = [
+      await seedJob('completed', '6 days', sha('b')),
+      await seedJob('pending', '30 days'),
+      await seedJob('processing', '30 days'),
+    ];
+    const running = kept[2]!;
+    await seedTemp(kiln, `${running}-1`, 2 * HOUR_MS, true);
+    await seedTemp(kiln, `${expired[0]}-1`, 2 * HOUR_MS, true);
+    await seedTemp(kiln, 'stray.partial', 2 * HOUR_MS);
+    await seedTemp(kiln, `${randomUUID()}-2`, 10 * 60_000, true);
+
+    const report = await runCleanup(kiln);
+
+    expect(report).toEqual({
+      removed: { jobs: 4, artifacts: 2, temp_files: 2, queue_entries: 0 },
+      reconciled: { enqueued: 2, failed: 0 },
+      skipped: [],
+    });
+    const left = await sql<{ id: string }>(`SELECT id FROM jobs`);
+    expect(left.map((row) => row.id).sort()).toEqual(kept.sort());
+    const artifacts = await sql<{ sha256: string }>(`SELECT sha256 FROM artifacts ORDER BY 1`);
+    expect(artifacts.map((row) => row.sha256)).toEqual([sha('b'), sha('d')]);
+    expect([onlyOld, shared, orphan, fresh].map((path) => existsSync(path))).toEqual([
+      false,
+      true,
+      false,
+      true,
+    ]);
+    const temp = await readdir(kiln.config.storage.tempDir);
+    expect(temp.sort()).toEqual([`${running}-1`, expect.stringMatching(/-2$/) as string].sort());
+
+    const metrics = await (await kiln.fetch('/metrics')).text();
+    expect(metrics).toMatch(/^kiln_cleanup_removed_total\{target="jobs"\} 4$/m);
+    expect(metrics).toMatch(/^kiln_cleanup_removed_total\{target="artifacts"\} 2$/m);
+    expect(metrics).toMatch(/^kiln_cleanup_removed_total\{target="temp_files"\} 2$/m);
+  });
+
+  it('does the work in one replica only when two race for it', async () => {
+    const other = await TestKiln.start({ KILN_ROLE: 'api' });
+    try {
+      for (let i = 0; i < 3; i++) await seedJob('completed', '8 days');
+      const reports = await Promise.all([runCleanup(kiln), runCleanup(other)]);
+      expect(reports.reduce((sum, report) => sum + report.removed.jobs, 0)).toBe(3);
+
+      // While another replica holds the lock, a run skips instead of doing the work twice.
+      await seedJob('failed', '8 days');
+      const skipped = await withAdvisoryLock(
+        other.app.get(DataSource),
+        'cleanup:jobs',
+        () => runCleanup(kiln),
+        { wait: false },
+      );
+      expect(skipped?.skipped).toEqual(['jobs']);
+      expect(skipped?.removed.jobs).toBe(0);
+      expect(await sql(`SELECT id FROM jobs`)).toHaveLength(1);
+      expect((await runCleanup(kiln)).removed.jobs).toBe(1);
+    } finally {
+      await other.close();
+    }
+  });
+});
+
+describe('cleanup of BullMQ entries', () => {
+  let kiln: TestKiln;
+
+  beforeAll(async () => {
+    await resetState();
+    kiln = await TestKiln.start({ MAX_RETRIES: '0', QUEUE_RETENTION: '0' });
+  });
+  afterAll(() => kiln.close());
+
+  it('removes failed entries past retention', async () => {
+    const { body } = await kiln.submit('test', { failTimes: 1 });
+    await kiln.waitForStatus(body.id, 'failed');
+    const queue = kiln.app.get(JobQueue);
+    expect((await queue.counts())['generation-cpu']?.failed).toBe(1);
+
+    expect((await runCleanup(kiln)).removed.queue_entries).toBe(1);
+    expect((await queue.counts())['generation-cpu']?.failed).toBe(0);
+  });
+});
