@@ -30,6 +30,9 @@ describe('GET /metrics', () => {
       'kiln_job_wait_seconds_count{kind="test"} 1',
       'kiln_jobs_submitted_total{kind="test"} 1',
       'kiln_jobs_finished_total{kind="test",status="completed"} 1',
+      // Every kind's counters exist from boot, so the first jobs count in rate() and increase().
+      'kiln_jobs_finished_total{kind="test",status="failed"} 0',
+      'kiln_jobs_submitted_total{kind="music"} 0',
       'kiln_queue_jobs{queue="generation-cpu",state="waiting"} 0',
       'kiln_queue_jobs{queue="generation-gpu",state="active"} 0',
       'http_request_duration_seconds_bucket{le="0.005",method="POST",route="/api/v1/jobs",status_code="202"}',

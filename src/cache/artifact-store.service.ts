@@ -17,6 +17,11 @@ async function fileSha256(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
+/** Cleanup leaves an artifact no job refers to alone for this long after it was last stored. */
+export const UNUSED_ARTIFACT_GRACE_MS = 3_600_000;
+const REFRESH_AFTER_MS = 60_000;
+const RECORDED_MAX = 10_000;
+
 /** A file stored by content, ready for the job that produced it to refer to. */
 export type StoredArtifact = Pick<Artifact, 'sha256' | 'contentType' | 'extension' | 'sizeBytes'>;
 
@@ -28,6 +33,8 @@ export type StoredArtifact = Pick<Artifact, 'sha256' | 'contentType' | 'extensio
 export class ArtifactStore {
   /** Shard directories known to exist, so a save costs no mkdir. */
   private readonly directories = new Set<string>();
+  /** When this process last recorded each recent artifact's row, oldest first. */
+  private readonly recorded = new Map<string, number>();
 
   constructor(
     @InjectRepository(Artifact) private readonly artifacts: Repository<Artifact>,
@@ -46,12 +53,7 @@ export class ArtifactStore {
   async store(output: GeneratedOutput): Promise<StoredArtifact> {
     const sha256 = 'data' in output ? sha256Hex(output.data) : await fileSha256(output.path);
     const size = 'data' in output ? output.data.length : (await stat(output.path)).size;
-    await this.artifacts.query(
-      `INSERT INTO artifacts (sha256, content_type, extension, size_bytes) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (sha256) DO UPDATE SET last_used_at = now()
-       WHERE artifacts.last_used_at < now() - interval '1 minute'`,
-      [sha256, output.contentType, output.extension, size],
-    );
+    await this.record(sha256, output, size);
     const target = this.pathOf(sha256);
     const directory = dirname(target);
     if (!this.directories.has(directory)) {
@@ -74,6 +76,24 @@ export class ArtifactStore {
       extension: output.extension,
       sizeBytes: size,
     };
+  }
+
+  /**
+   * Inserts the row, or marks it used again if it is older than a minute: far inside the grace
+   * cleanup gives, so content this process recorded a moment ago needs no statement at all.
+   */
+  private async record(sha256: string, output: GeneratedOutput, size: number): Promise<void> {
+    const recordedAt = this.recorded.get(sha256);
+    if (recordedAt !== undefined && Date.now() - recordedAt < REFRESH_AFTER_MS) return;
+    await this.artifacts.query(
+      `INSERT INTO artifacts (sha256, content_type, extension, size_bytes) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (sha256) DO UPDATE SET last_used_at = now()
+       WHERE artifacts.last_used_at < now() - $5 * interval '1 millisecond'`,
+      [sha256, output.contentType, output.extension, size, REFRESH_AFTER_MS],
+    );
+    this.recorded.delete(sha256);
+    this.recorded.set(sha256, Date.now());
+    if (this.recorded.size > RECORDED_MAX) this.recorded.delete(this.recorded.keys().next().value!);
   }
 
   find(sha256: string): Promise<Artifact | null> {

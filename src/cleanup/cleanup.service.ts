@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Injectable, Logger } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { ArtifactStore } from '../cache/artifact-store.service.js';
+import { ArtifactStore, UNUSED_ARTIFACT_GRACE_MS } from '../cache/artifact-store.service.js';
 import { KilnConfig } from '../config/config.js';
 import { withAdvisoryLock } from '../database/advisory-lock.js';
 import { JobQueue } from '../jobs/job-queue.service.js';
@@ -26,8 +26,6 @@ export interface CleanupReport {
 
 /** Rows one statement deletes, so no cleanup holds long locks on a busy table. */
 const BATCH = 1_000;
-/** An unreferenced artifact younger than this may be about to be referenced by a completing job. */
-const ARTIFACT_GRACE = '1 hour';
 /** A job's scratch directory: `<job id>-<attempt>`. */
 const JOB_TEMP_DIR = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})-\d+$/;
 
@@ -136,12 +134,12 @@ export class CleanupService {
         `WITH deleted AS (
            DELETE FROM artifacts WHERE sha256 IN (
              SELECT sha256 FROM artifacts a
-             WHERE last_used_at < now() - interval '${ARTIFACT_GRACE}'
+             WHERE last_used_at < now() - $2 * interval '1 millisecond'
                AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.artifact_sha256 = a.sha256)
              LIMIT $1 FOR UPDATE SKIP LOCKED)
            RETURNING sha256)
          SELECT sha256 FROM deleted`,
-        [BATCH],
+        [BATCH, UNUSED_ARTIFACT_GRACE_MS],
       );
       const results = await Promise.allSettled(
         rows.map(({ sha256 }) => unlink(this.artifacts.pathOf(sha256))),

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import type { Repository } from 'typeorm';
 import { ArtifactStore } from '../cache/artifact-store.service.js';
@@ -22,7 +22,7 @@ import { JobEvents } from './job-events.service.js';
 import { JobLifecycle } from './job-lifecycle.service.js';
 import { JobQueue } from './job-queue.service.js';
 import { type ListJobsQuery, type QueueStats, submitJobSchema } from './job.dto.js';
-import { Job } from './job.entity.js';
+import { FINAL_STATUSES, Job } from './job.entity.js';
 
 /** A validated submission, ready to insert. */
 interface NewJob {
@@ -44,7 +44,7 @@ export interface Submitted {
 const ENQUEUE_TIMEOUT_MS = 2_000;
 
 @Injectable()
-export class JobsService {
+export class JobsService implements OnApplicationBootstrap {
   private readonly logger = new Logger('Jobs');
 
   constructor(
@@ -57,6 +57,14 @@ export class JobsService {
     private readonly metrics: KilnMetrics,
     private readonly config: KilnConfig,
   ) {}
+
+  /** Counters start at zero for every kind, so rate() and increase() see a process's first jobs. */
+  onApplicationBootstrap(): void {
+    for (const kind of this.registry.kinds) {
+      this.metrics.jobsSubmitted.inc({ kind }, 0);
+      for (const status of FINAL_STATUSES) this.metrics.jobsFinished.inc({ kind, status }, 0);
+    }
+  }
 
   async submit(body: unknown, ownerId: string, idempotencyKey?: string): Promise<Submitted> {
     const parsed = this.validate(body, '#');
