@@ -41,6 +41,8 @@ export class OwnRedis {
         maxRetriesPerRequest: 0,
         retryStrategy: () => null,
       });
+      // Refused connections while the server starts are expected: connect() reports them.
+      client.on('error', () => undefined);
       try {
         await client.connect();
         await client.ping();
