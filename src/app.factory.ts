@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import cors from '@fastify/cors';
+import helmet from '@fastify/helmet';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { AppModule, type AppOptions } from './app.module.js';
@@ -6,9 +8,8 @@ import { ProblemDetailsFilter } from './common/problem-details.filter.js';
 import { setupSwagger } from './common/swagger.js';
 import type { KilnConfig } from './config/config.js';
 import { GeneratorRegistry } from './generation/generator.registry.js';
+import { createLogger } from './logging/logger.options.js';
 import packageJson from '../package.json' with { type: 'json' };
-
-const LOG_LEVELS = ['error', 'warn', 'log', 'debug', 'verbose'] as const;
 
 /** Builds the application for the configured role; the caller listens (or not, in tests). */
 export async function createKilnApp(
@@ -17,14 +18,18 @@ export async function createKilnApp(
 ): Promise<NestFastifyApplication> {
   const adapter = new FastifyAdapter({
     bodyLimit: config.http.bodyLimitBytes,
+    // Only behind a proxy that sets it may X-Forwarded-For decide `request.ip`.
+    trustProxy: config.http.trustProxy,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
   });
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.forRoot(config, options),
     adapter,
-    { logger: LOG_LEVELS.slice(0, LOG_LEVELS.indexOf(config.http.logLevel) + 1) },
+    // JSON lines through pino, at LOG_LEVEL, from the first line on.
+    { logger: createLogger(config) },
   );
+  await registerSecurity(app, config);
   // The request id (taken from X-Request-Id when the caller sends one) goes back to the caller.
   adapter.getInstance().addHook('onRequest', (request, reply, done) => {
     void reply.header('x-request-id', request.id);
@@ -38,4 +43,53 @@ export async function createKilnApp(
   await app.init();
   if (config.runsApi) setupSwagger(app, app.get(GeneratorRegistry), packageJson.version);
   return app;
+}
+
+/** Request headers a browser client may send, and response headers it may read. */
+const CORS_ALLOWED_HEADERS = [
+  'Authorization',
+  'Content-Type',
+  'Idempotency-Key',
+  'If-None-Match',
+  'X-Request-Id',
+];
+const CORS_EXPOSED_HEADERS = [
+  'Location',
+  'X-Request-Id',
+  'Retry-After',
+  'RateLimit',
+  'RateLimit-Policy',
+  'ETag',
+  'Content-Disposition',
+  'WWW-Authenticate',
+];
+
+/** Security headers on every response, and CORS for the configured origins only. */
+async function registerSecurity(app: NestFastifyApplication, config: KilnConfig): Promise<void> {
+  const origins = config.http.corsOrigins;
+  await app.register(helmet, {
+    contentSecurityPolicy: {
+      // Helmet's defaults otherwise. Swagger UI at /docs loads its scripts from /docs itself, and
+      // needs inline styles and data: images.
+      directives: {
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", 'data:'],
+        // Kiln is often reached over plain HTTP inside a cluster: no rewriting to https.
+        upgradeInsecureRequests: null,
+      },
+    },
+    // Results may be fetched from the allowed origins' pages (an <audio src>, say).
+    crossOriginResourcePolicy: { policy: origins.length > 0 ? 'cross-origin' : 'same-origin' },
+  });
+  if (origins.length === 0) return;
+  await app.register(cors, {
+    // An allowed origin is echoed back (with Vary: Origin); any other gets no CORS headers.
+    origin: origins.includes('*') ? '*' : origins,
+    methods: ['GET', 'HEAD', 'POST', 'DELETE'],
+    allowedHeaders: CORS_ALLOWED_HEADERS,
+    exposedHeaders: CORS_EXPOSED_HEADERS,
+    // API keys travel in Authorization, never in cookies.
+    credentials: false,
+    maxAge: 600,
+  });
 }

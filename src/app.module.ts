@@ -1,4 +1,5 @@
 import { type DynamicModule, Module, type Provider } from '@nestjs/common';
+import { AuthModule } from './auth/auth.module.js';
 import { CleanupModule } from './cleanup/cleanup.module.js';
 import { HttpDrain } from './common/http-drain.service.js';
 import { ConfigModule } from './config/config.module.js';
@@ -6,7 +7,9 @@ import type { KilnConfig } from './config/config.js';
 import { DatabaseModule } from './database/database.module.js';
 import { HealthModule } from './health/health.module.js';
 import { JobsModule } from './jobs/jobs.module.js';
+import { LoggingModule } from './logging/logging.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
+import { RateLimitModule } from './rate-limit/rate-limit.module.js';
 import { RedisModule } from './redis/redis.module.js';
 import { WorkerModule } from './worker/worker.module.js';
 
@@ -24,8 +27,11 @@ export class AppModule {
       module: AppModule,
       imports: [
         ConfigModule.forRoot(config),
+        LoggingModule,
         DatabaseModule,
         RedisModule,
+        AuthModule,
+        RateLimitModule,
         jobs,
         MetricsModule.forRoot({ api: config.runsApi, jobs }),
         HealthModule,

@@ -1,9 +1,14 @@
 import { Controller, HttpCode, Post } from '@nestjs/common';
-import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { AdminOnly } from '../auth/auth.decorators.js';
+import { ApiProblems } from '../common/api-problems.decorator.js';
 import { apiRef } from '../common/openapi.js';
 import { cleanupReportSchema } from './cleanup.dto.js';
 import { type CleanupReport, CleanupService } from './cleanup.service.js';
 
+@AdminOnly()
+@ApiBearerAuth()
+@ApiProblems(401, 403, 429)
 @ApiTags('admin')
 @Controller('admin/cleanup')
 export class CleanupController {

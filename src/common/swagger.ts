@@ -17,9 +17,11 @@ export function setupSwagger(
     .setTitle('Kiln')
     .setDescription(
       'Slow generation work as a reliable HTTP job API: submit and get `202` at once, then ' +
-        'follow progress, cancel, and download the result. Errors are RFC 9457 problem documents.',
+        'follow progress, cancel, and download the result. Errors are RFC 9457 problem documents. ' +
+        'Every `/api/v1` route takes an API key: `Authorization: Bearer kiln_…`.',
     )
     .setVersion(version)
+    .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'A Kiln API key (kiln_…)' })
     .build();
   const document = SwaggerModule.createDocument(app, config);
   const schemas: Record<string, unknown> = {

@@ -39,6 +39,14 @@ const duration = z
     return Number(amount) * DURATION_UNITS_MS[(unit || 'ms') as keyof typeof DURATION_UNITS_MS];
   });
 
+/** `a, b,c` → `['a', 'b', 'c']`; `none` → `[]` (an empty value means the default). */
+const list = z.string().transform((text) =>
+  text
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item && item !== 'none'),
+);
+
 /** A five- or six-field cron expression; the scheduler rejects a bad one at boot. */
 const cron = z.string().regex(/^(\S+\s+){4,5}\S+$/, 'expected a cron expression such as 0 * * * *');
 
@@ -46,6 +54,19 @@ const cron = z.string().regex(/^(\S+\s+){4,5}\S+$/, 'expected a cron expression 
 const envSchema = z.object({
   KILN_ROLE: z.enum(['all', 'api', 'worker']).default('all'),
   HOST: z.string().default('0.0.0.0'),
+  TRUST_PROXY: bool.default(false),
+  CORS_ORIGINS: list.default([]),
+  KILN_ADMIN_API_KEY: z
+    .string()
+    .regex(/^kiln_[\w-]{20,}$/, 'expected kiln_ followed by at least 20 letters, digits, _ or -')
+    .optional(),
+  AUTH_DISABLED: bool.default(false),
+  AUTH_CACHE_MS: int(0).default(5_000),
+  RATE_LIMIT_ENABLED: bool.default(true),
+  RATE_LIMIT_PER_MINUTE: int(1).default(60),
+  RATE_LIMIT_BURST_PER_SECOND: int(1).default(10),
+  RATE_LIMIT_SUBMIT_PER_MINUTE: int(1).default(10),
+  RATE_LIMIT_WHITELIST: list.default(['127.0.0.1', '::1', '::ffff:127.0.0.1']),
   PORT: int(0, 65535).default(3000),
   LOG_LEVEL: z.enum(['error', 'warn', 'log', 'debug', 'verbose']).default('log'),
   BODY_LIMIT_BYTES: int(1024).default(1_048_576),
@@ -103,6 +124,8 @@ function toConfig(env: z.output<typeof envSchema>) {
     runsApi: env.KILN_ROLE !== 'worker',
     runsWorker: env.KILN_ROLE !== 'api',
     http: {
+      trustProxy: env.TRUST_PROXY,
+      corsOrigins: env.CORS_ORIGINS,
       host: env.HOST,
       port: env.PORT,
       bodyLimitBytes: env.BODY_LIMIT_BYTES,
@@ -130,6 +153,18 @@ function toConfig(env: z.output<typeof envSchema>) {
       stalledCheckIntervalMs: env.STALLED_CHECK_INTERVAL_MS,
       maxStalledCount: env.MAX_STALLED_COUNT,
       shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
+    },
+    auth: {
+      disabled: env.AUTH_DISABLED,
+      adminApiKey: env.KILN_ADMIN_API_KEY,
+      cacheMs: env.AUTH_CACHE_MS,
+    },
+    rateLimit: {
+      enabled: env.RATE_LIMIT_ENABLED,
+      perMinute: env.RATE_LIMIT_PER_MINUTE,
+      burstPerSecond: env.RATE_LIMIT_BURST_PER_SECOND,
+      submitPerMinute: env.RATE_LIMIT_SUBMIT_PER_MINUTE,
+      whitelist: env.RATE_LIMIT_WHITELIST,
     },
     health: {
       checkTimeoutMs: env.HEALTH_CHECK_TIMEOUT_MS,

@@ -1,7 +1,10 @@
 import { Controller, Get } from '@nestjs/common';
-import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiProblems } from '../common/api-problems.decorator.js';
 import { type CatalogEntry, GeneratorRegistry } from './generator.registry.js';
 
+@ApiBearerAuth()
+@ApiProblems(401, 429)
 @ApiTags('generators')
 @Controller('generators')
 export class GeneratorsController {

@@ -8,6 +8,7 @@ import {
   type HealthIndicatorResult,
 } from '@nestjs/terminus';
 import type { FastifyReply } from 'fastify';
+import { Public } from '../auth/auth.decorators.js';
 import { apiRef } from '../common/openapi.js';
 import { KilnConfig } from '../config/config.js';
 import packageJson from '../../package.json' with { type: 'json' };
@@ -26,6 +27,7 @@ import { Readiness } from './readiness.service.js';
 const VIEW_STATUS = { up: 'healthy', degraded: 'degraded', down: 'unhealthy' } as const;
 
 /** Probes for Kubernetes and a report for people; outside `/api/v1`, without auth or caching. */
+@Public()
 @ApiTags('health')
 @Controller('health')
 export class HealthController {

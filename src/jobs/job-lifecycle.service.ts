@@ -1,11 +1,15 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import type { Repository } from 'typeorm';
+import type { OwnerScope } from '../auth/principal.js';
 import type { StoredArtifact } from '../cache/artifact-store.service.js';
 import { rowToEntity } from '../database/row-to-entity.js';
 import { KilnMetrics } from '../metrics/kiln-metrics.js';
 import { JobEvents, jobEvent } from './job-events.service.js';
 import { FINAL_STATUSES, Job, type JobStep } from './job.entity.js';
+
+/** The owner a statement must match; null lets an admin act on any job. */
+const ownerFilter = (scope: OwnerScope) => (scope.all ? null : scope.ownerId);
 
 /**
  * The worker's side of a job's life. Every change is a conditional UPDATE that checks the
@@ -89,21 +93,21 @@ export class JobLifecycle {
   }
 
   /** The API's cancel of a job no worker runs: final at once. */
-  cancelIfPending(id: string, ownerId: string): Promise<Job | null> {
+  cancelIfPending(id: string, scope: OwnerScope): Promise<Job | null> {
     return this.transition(
       `UPDATE jobs SET status = 'cancelled', current_step = 'cancelled', finished_at = now(),
          updated_at = now()
-       WHERE id = $1 AND owner_id = $2 AND status = 'pending' RETURNING *`,
-      [id, ownerId],
+       WHERE id = $1 AND ($2::text IS NULL OR owner_id = $2) AND status = 'pending' RETURNING *`,
+      [id, ownerFilter(scope)],
     );
   }
 
   /** The API's cancel of a running job: stored, so a worker that missed the broadcast still sees it. */
-  requestCancel(id: string, ownerId: string): Promise<Job | null> {
+  requestCancel(id: string, scope: OwnerScope): Promise<Job | null> {
     return this.transition(
       `UPDATE jobs SET cancel_requested_at = coalesce(cancel_requested_at, now()), updated_at = now()
-       WHERE id = $1 AND owner_id = $2 AND status = 'processing' RETURNING *`,
-      [id, ownerId],
+       WHERE id = $1 AND ($2::text IS NULL OR owner_id = $2) AND status = 'processing' RETURNING *`,
+      [id, ownerFilter(scope)],
     );
   }
 

@@ -14,6 +14,7 @@ import {
   Res,
 } from '@nestjs/common';
 import {
+  ApiBearerAuth,
   ApiBody,
   ApiHeader,
   ApiOperation,
@@ -23,10 +24,13 @@ import {
 } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { Caller } from '../auth/auth.decorators.js';
+import { type Principal, scopeOf } from '../auth/principal.js';
 import { ApiProblems } from '../common/api-problems.decorator.js';
 import { apiRef } from '../common/openapi.js';
 import { ProblemError, badRequest } from '../common/problem.js';
 import { ZodPipe } from '../common/validation.js';
+import { Submits } from '../rate-limit/submit-cost.decorator.js';
 import { type JobEvent, JobEvents, jobEvent } from './job-events.service.js';
 import {
   type JobView,
@@ -43,13 +47,17 @@ import {
 import { FINAL_STATUSES } from './job.entity.js';
 import { JobsService } from './jobs.service.js';
 
-/** Until API keys exist every caller is the same owner. */
-export const ANONYMOUS_OWNER = 'anonymous';
-
 const idPipe = new ZodPipe(jobIdSchema);
+/** A batch counts as its jobs against the submit limit (at least 1, however malformed). */
+const jobsInBatch = (body: unknown) => {
+  const jobs = (body as { jobs?: unknown } | undefined)?.jobs;
+  return Array.isArray(jobs) ? Math.max(1, jobs.length) : 1;
+};
 const idempotencyKeySchema = z.string().min(1).max(255);
 const SSE_HEARTBEAT_MS = 15_000;
 
+@ApiBearerAuth()
+@ApiProblems(401, 429)
 @ApiTags('jobs')
 @Controller('jobs')
 export class JobsController {
@@ -59,6 +67,7 @@ export class JobsController {
   ) {}
 
   @Post()
+  @Submits()
   @ApiOperation({
     summary: 'Submit a job',
     description: 'Answers `202` at once; follow `Location` or the `events` link for progress.',
@@ -78,6 +87,7 @@ export class JobsController {
   })
   @ApiProblems(400, 413, 415, 422)
   async submit(
+    @Caller() caller: Principal,
     @Body() body: unknown,
     @Headers('idempotency-key') idempotencyKey: string | undefined,
     @Res({ passthrough: true }) reply: FastifyReply,
@@ -87,13 +97,14 @@ export class JobsController {
         { parameter: 'Idempotency-Key', detail: 'Must be 1 to 255 characters.' },
       ]);
     }
-    const { job, created } = await this.jobs.submit(body, ANONYMOUS_OWNER, idempotencyKey);
+    const { job, created } = await this.jobs.submit(body, caller.ownerId, idempotencyKey);
     const view = toJobView(job);
     void reply.status(created ? 202 : 200).header('location', view.links.self);
     return view;
   }
 
   @Post('batch')
+  @Submits(jobsInBatch)
   @HttpCode(202)
   @ApiOperation({
     summary: 'Submit several jobs at once',
@@ -103,9 +114,10 @@ export class JobsController {
   @ApiResponse({ status: 202, schema: apiRef(batchViewSchema) })
   @ApiProblems(400, 413, 415, 422)
   async submitBatch(
+    @Caller() caller: Principal,
     @Body(new ZodPipe(submitBatchSchema)) body: z.output<typeof submitBatchSchema>,
   ): Promise<{ batchId: string; jobs: JobView[] }> {
-    const { batchId, jobs } = await this.jobs.submitBatch(body.jobs, ANONYMOUS_OWNER);
+    const { batchId, jobs } = await this.jobs.submitBatch(body.jobs, caller.ownerId);
     return { batchId, jobs: jobs.map(toJobView) };
   }
 
@@ -114,9 +126,10 @@ export class JobsController {
   @ApiResponse({ status: 200, schema: apiRef(jobPageSchema) })
   @ApiProblems(400)
   async list(
+    @Caller() caller: Principal,
     @Query(new ZodPipe(listJobsQuerySchema)) query: ListJobsQuery,
   ): Promise<{ items: JobView[]; nextCursor: string | null }> {
-    const page = await this.jobs.list(query, ANONYMOUS_OWNER);
+    const page = await this.jobs.list(query, scopeOf(caller));
     return { items: page.items.map(toJobView), nextCursor: page.nextCursor };
   }
 
@@ -124,8 +137,8 @@ export class JobsController {
   @ApiOperation({ summary: 'A job: status, step, progress, attempts, timings, error, links' })
   @ApiResponse({ status: 200, schema: apiRef(jobViewSchema) })
   @ApiProblems(400, 404)
-  async get(@Param('id', idPipe) id: string): Promise<JobView> {
-    return toJobView(await this.jobs.get(id, ANONYMOUS_OWNER));
+  async get(@Caller() caller: Principal, @Param('id', idPipe) id: string): Promise<JobView> {
+    return toJobView(await this.jobs.get(id, scopeOf(caller)));
   }
 
   @Delete(':id')
@@ -139,10 +152,11 @@ export class JobsController {
   @ApiResponse({ status: 202, description: 'Cancel requested', schema: apiRef(jobViewSchema) })
   @ApiProblems(400, 404, 409)
   async cancel(
+    @Caller() caller: Principal,
     @Param('id', idPipe) id: string,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<JobView> {
-    const { job, immediate } = await this.jobs.cancel(id, ANONYMOUS_OWNER);
+    const { job, immediate } = await this.jobs.cancel(id, scopeOf(caller));
     void reply.status(immediate ? 200 : 202);
     return toJobView(job);
   }
@@ -154,11 +168,12 @@ export class JobsController {
   @ApiResponse({ status: 304, description: 'Not modified (If-None-Match)' })
   @ApiProblems(400, 404, 409)
   async result(
+    @Caller() caller: Principal,
     @Param('id', idPipe) id: string,
     @Req() request: FastifyRequest,
     @Res() reply: FastifyReply,
   ): Promise<void> {
-    const { job, artifact, path } = await this.jobs.result(id, ANONYMOUS_OWNER);
+    const { job, artifact, path } = await this.jobs.result(id, scopeOf(caller));
     const etag = `"${artifact.sha256}"`;
     void reply.header('etag', etag).header('cache-control', 'private, max-age=31536000, immutable');
     if (request.headers['if-none-match']?.split(/\s*,\s*/).includes(etag)) {
@@ -192,11 +207,12 @@ export class JobsController {
   @ApiProduces('text/event-stream')
   @ApiProblems(400, 404)
   async stream(
+    @Caller() caller: Principal,
     @Param('id', idPipe) id: string,
     @Req() request: FastifyRequest,
     @Res() reply: FastifyReply,
   ): Promise<void> {
-    await this.jobs.get(id, ANONYMOUS_OWNER);
+    await this.jobs.get(id, scopeOf(caller));
     const raw = reply.hijack().raw;
     raw.writeHead(200, {
       'content-type': 'text/event-stream',
@@ -220,6 +236,6 @@ export class JobsController {
     const unwatch = this.events.watch(id, send);
     const stopOnClosing = this.events.onClosing(close);
     request.raw.on('close', close);
-    send(jobEvent(await this.jobs.get(id, ANONYMOUS_OWNER)));
+    send(jobEvent(await this.jobs.get(id, scopeOf(caller))));
   }
 }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import type { Repository } from 'typeorm';
+import type { OwnerScope } from '../auth/principal.js';
 import { ArtifactStore } from '../cache/artifact-store.service.js';
 import type { Artifact } from '../cache/artifact.entity.js';
 import { canonicalJson, sha256Hex } from '../common/canonical-json.js';
@@ -97,8 +98,9 @@ export class JobsService implements OnApplicationBootstrap {
     return { batchId, jobs };
   }
 
-  async get(id: string, ownerId: string): Promise<Job> {
-    const job = await this.jobs.findOneBy({ id, ownerId });
+  /** Another owner's job answers 404 like a missing one: its existence is not revealed. */
+  async get(id: string, scope: OwnerScope): Promise<Job> {
+    const job = await this.jobs.findOneBy(scope.all ? { id } : { id, ownerId: scope.ownerId });
     if (!job) throw notFound(`No job ${id}.`);
     return job;
   }
@@ -106,11 +108,11 @@ export class JobsService implements OnApplicationBootstrap {
   /** Newest first, keyset-paginated on (created_at, id). */
   async list(
     query: ListJobsQuery,
-    ownerId: string,
+    scope: OwnerScope,
   ): Promise<{ items: Job[]; nextCursor: string | null }> {
     const builder = this.jobs
       .createQueryBuilder('job')
-      .where('job.ownerId = :ownerId', { ownerId })
+      .where(scope.all ? 'true' : 'job.ownerId = :ownerId', { ownerId: scope.ownerId })
       .orderBy('job.createdAt', 'DESC')
       .addOrderBy('job.id', 'DESC')
       .take(query.limit + 1);
@@ -133,8 +135,8 @@ export class JobsService implements OnApplicationBootstrap {
    * A pending job is cancelled at once. A running one is marked and its worker told, wherever
    * it runs; the job turns `cancelled` when its generator stops. A finished job is a 409.
    */
-  async cancel(id: string, ownerId: string): Promise<{ job: Job; immediate: boolean }> {
-    const cancelled = await this.lifecycle.cancelIfPending(id, ownerId);
+  async cancel(id: string, scope: OwnerScope): Promise<{ job: Job; immediate: boolean }> {
+    const cancelled = await this.lifecycle.cancelIfPending(id, scope);
     if (cancelled) {
       await this.queue.remove(id, cancelled.kind).catch((error: Error) => {
         // A leftover queue entry is harmless: the worker's claim skips a cancelled job.
@@ -142,12 +144,12 @@ export class JobsService implements OnApplicationBootstrap {
       });
       return { job: cancelled, immediate: true };
     }
-    const running = await this.lifecycle.requestCancel(id, ownerId);
+    const running = await this.lifecycle.requestCancel(id, scope);
     if (running) {
       this.events.requestCancel(id);
       return { job: running, immediate: false };
     }
-    const job = await this.get(id, ownerId);
+    const job = await this.get(id, scope);
     throw conflict('job-finished', `Job ${id} has already finished (${job.status}).`, {
       jobStatus: job.status,
     });
@@ -155,9 +157,9 @@ export class JobsService implements OnApplicationBootstrap {
 
   async result(
     id: string,
-    ownerId: string,
+    scope: OwnerScope,
   ): Promise<{ job: Job; artifact: Artifact; path: string }> {
-    const job = await this.get(id, ownerId);
+    const job = await this.get(id, scope);
     if (job.status !== 'completed' || !job.artifactSha256) {
       throw conflict('job-not-completed', `Job ${id} has no result: it is ${job.status}.`, {
         jobStatus: job.status,

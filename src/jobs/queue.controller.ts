@@ -1,9 +1,12 @@
 import { Controller, Get } from '@nestjs/common';
-import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiProblems } from '../common/api-problems.decorator.js';
 import { apiRef } from '../common/openapi.js';
 import { type QueueStats, queueStatsSchema } from './job.dto.js';
 import { JobsService } from './jobs.service.js';
 
+@ApiBearerAuth()
+@ApiProblems(401, 429)
 @ApiTags('queue')
 @Controller('queue')
 export class QueueController {

@@ -63,6 +63,11 @@ export const METRIC_PROVIDERS = [
     labelNames: ['gpu'],
   }),
   makeCounterProvider({
+    name: 'kiln_rate_limited_total',
+    help: 'Requests refused with a 429, by the limit they ran into',
+    labelNames: ['throttler'],
+  }),
+  makeCounterProvider({
     name: 'kiln_cleanup_removed_total',
     help: 'Things removed by cleanup, by target',
     labelNames: ['target'],
@@ -83,6 +88,7 @@ export class KilnMetrics {
     @InjectMetric('kiln_gpu_memory_used_bytes') readonly gpuMemoryUsed: Gauge<'gpu'>,
     @InjectMetric('kiln_gpu_memory_total_bytes') readonly gpuMemoryTotal: Gauge<'gpu'>,
     @InjectMetric('kiln_gpu_utilization_ratio') readonly gpuUtilization: Gauge<'gpu'>,
+    @InjectMetric('kiln_rate_limited_total') readonly rateLimited: Counter<'throttler'>,
     @InjectMetric('kiln_cleanup_removed_total') readonly cleanupRemoved: Counter<'target'>,
   ) {}
 }

@@ -1,5 +1,6 @@
 import { Controller, Get, Query } from '@nestjs/common';
-import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { AdminOnly } from '../auth/auth.decorators.js';
 import { ApiProblems } from '../common/api-problems.decorator.js';
 import { apiRef } from '../common/openapi.js';
 import { ZodPipe } from '../common/validation.js';
@@ -10,6 +11,9 @@ import {
 } from './metrics-summary.dto.js';
 import { MetricsSummaryService } from './metrics-summary.service.js';
 
+@AdminOnly()
+@ApiBearerAuth()
+@ApiProblems(401, 403, 429)
 @ApiTags('admin')
 @Controller('admin/metrics')
 export class MetricsSummaryController {

@@ -3,6 +3,7 @@ import { Controller, Get, Headers, Res } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import { PrometheusController } from '@willsoto/nestjs-prometheus';
 import type { FastifyReply } from 'fastify';
+import { Public } from '../auth/auth.decorators.js';
 import { ProblemError } from '../common/problem.js';
 import { KilnConfig } from '../config/config.js';
 import { ScrapeCollectors } from './scrape-collectors.service.js';
@@ -10,6 +11,7 @@ import { ScrapeCollectors } from './scrape-collectors.service.js';
 const digest = (text: string) => createHash('sha256').update(text).digest();
 
 /** `GET /metrics` for Prometheus: no API key, optionally its own bearer token (`METRICS_TOKEN`). */
+@Public()
 @ApiExcludeController()
 @Controller()
 export class MetricsController extends PrometheusController {

@@ -12,8 +12,12 @@ import { TestGenerator } from './test.generator.js';
 
 const storage = mkdtempSync(join(tmpdir(), 'kiln-test-'));
 
+/** The bootstrap admin key every test app accepts; requests carry it unless a test says otherwise. */
+export const ADMIN_KEY = 'kiln_test-admin-key-0123456789';
+
 /** The environment every test app starts from: test database, test prefix, short timings. */
 export const TEST_ENV: Record<string, string> = {
+  KILN_ADMIN_API_KEY: ADMIN_KEY,
   DATABASE_URL: TEST_DATABASE_URL,
   REDIS_URL,
   REDIS_PREFIX: TEST_PREFIX,
@@ -54,8 +58,11 @@ export class TestKiln {
     return new TestKiln(app, config, await app.getUrl());
   }
 
-  fetch(path: string, init?: RequestInit): Promise<globalThis.Response> {
-    return fetch(`${this.url}${path}`, init);
+  /** Sends the admin key unless `init.headers` has an `authorization` of its own. */
+  fetch(path: string, init: RequestInit = {}): Promise<globalThis.Response> {
+    const headers = new Headers(init.headers);
+    if (!headers.has('authorization')) headers.set('authorization', `Bearer ${ADMIN_KEY}`);
+    return fetch(`${this.url}${path}`, { ...init, headers });
   }
 
   async request<T = JobView>(
@@ -111,10 +118,13 @@ export async function resetState(): Promise<void> {
   const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
   await client.connect();
   try {
-    const { rows } = await client.query<{ exists: boolean }>(
-      `SELECT to_regclass('jobs') IS NOT NULL AS exists`,
+    // Before the first app has migrated the test database there is nothing to empty.
+    const { rows } = await client.query<{ tables: string[] }>(
+      `SELECT array_agg(relname::text) AS tables FROM pg_class
+       WHERE relname IN ('jobs', 'artifacts', 'api_keys') AND relkind = 'r'`,
     );
-    if (rows[0]?.exists) await client.query('TRUNCATE jobs, artifacts');
+    const tables = rows[0]?.tables ?? [];
+    if (tables.length > 0) await client.query(`TRUNCATE ${tables.join(', ')}`);
   } finally {
     await client.end();
   }

@@ -1,0 +1,9 @@
+import { SetMetadata } from '@nestjs/common';
+
+export const SUBMIT_COST = 'kiln:submit-cost';
+
+/** How many jobs a request submits, read from its body; counted against the submit limit. */
+export type SubmitCost = (body: unknown) => number;
+
+/** Marks a route as a submission: the `submit` limit applies, weighted by the jobs it carries. */
+export const Submits = (cost: SubmitCost = () => 1) => SetMetadata(SUBMIT_COST, cost);

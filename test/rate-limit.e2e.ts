@@ -1,0 +1,160 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ApiKeys } from '../src/auth/api-keys.service.js';
+import { TestKiln, resetState } from './support/kiln.js';
+
+/** Limits under test, nothing whitelisted, and the other limits out of the way. */
+const LIMITED = {
+  KILN_ROLE: 'api',
+  RATE_LIMIT_WHITELIST: 'none',
+  RATE_LIMIT_PER_MINUTE: '1000',
+  RATE_LIMIT_BURST_PER_SECOND: '1000',
+  RATE_LIMIT_SUBMIT_PER_MINUTE: '3',
+};
+
+const job = { kind: 'test', input: {} };
+
+async function submitAs(kiln: TestKiln, key: string) {
+  return kiln.request('POST', '/jobs', job, { authorization: `Bearer ${key}` });
+}
+
+describe('rate limits', () => {
+  let kiln: TestKiln;
+  let alice: string;
+  let bob: string;
+
+  beforeAll(async () => {
+    await resetState();
+    kiln = await TestKiln.start(LIMITED);
+  });
+  afterAll(() => kiln.close());
+  beforeEach(async () => {
+    await resetState();
+    const keys = kiln.app.get(ApiKeys);
+    alice = (await keys.create({ name: 'alice', role: 'client' })).key;
+    bob = (await keys.create({ name: 'bob', role: 'client' })).key;
+  });
+
+  it('lets exactly N submissions through in a window, then answers 429 with the headers', async () => {
+    const statuses = [];
+    for (let i = 0; i < 3; i++) {
+      const response = await submitAs(kiln, alice);
+      statuses.push(response.status);
+      expect(response.headers.get('ratelimit-policy')).toContain('"submit";q=3;w=60');
+      expect(response.headers.get('ratelimit')).toContain(`"submit";r=${2 - i};t=`);
+    }
+    expect(statuses).toEqual([202, 202, 202]);
+
+    const refused = await submitAs(kiln, alice);
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('content-type')).toContain('application/problem+json');
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(Number(refused.headers.get('retry-after'))).toBeLessThanOrEqual(60);
+    expect(refused.headers.get('ratelimit')).toMatch(/"submit";r=0;t=\d+/);
+    expect(refused.body).toMatchObject({ type: 'urn:kiln:problem:rate-limited', status: 429 });
+
+    // The budget is per key: another client still has all of its own.
+    expect((await submitAs(kiln, bob)).status).toBe(202);
+    // Reading is not submitting.
+    const read = await kiln.request('GET', '/jobs', undefined, {
+      authorization: `Bearer ${alice}`,
+    });
+    expect(read.status).toBe(200);
+    expect(read.headers.get('ratelimit-policy')).not.toContain('submit');
+    const metrics = await (await kiln.fetch('/metrics')).text();
+    expect(metrics).toMatch(/^kiln_rate_limited_total\{throttler="submit"\} [1-9]/m);
+  });
+
+  it('counts a batch as its number of jobs', async () => {
+    const batch = (size: number) =>
+      kiln.request(
+        'POST',
+        '/jobs/batch',
+        { jobs: Array.from({ length: size }, () => job) },
+        { authorization: `Bearer ${alice}` },
+      );
+    expect((await batch(4)).status).toBe(429);
+    expect((await batch(2)).status).toBe(202);
+    expect((await submitAs(kiln, alice)).status).toBe(202);
+    expect((await submitAs(kiln, alice)).status).toBe(429);
+  });
+
+  it('honours a key of its own limits', async () => {
+    const { key } = await kiln.app
+      .get(ApiKeys)
+      .create({ name: 'tight', role: 'client', submitLimitPerMinute: 1 });
+    expect((await submitAs(kiln, key)).status).toBe(202);
+    expect((await submitAs(kiln, key)).status).toBe(429);
+  });
+
+  it('holds one limit across two API instances on one Redis', async () => {
+    const other = await TestKiln.start(LIMITED);
+    try {
+      const statuses = [];
+      for (let i = 0; i < 6; i++)
+        statuses.push((await submitAs(i % 2 ? other : kiln, alice)).status);
+      expect(statuses.filter((status) => status === 202)).toHaveLength(3);
+      expect(statuses.filter((status) => status === 429)).toHaveLength(3);
+    } finally {
+      await other.close();
+    }
+  });
+});
+
+describe('the general limit', () => {
+  it('limits every API route per minute but never the probes', async () => {
+    await resetState();
+    const kiln = await TestKiln.start({ ...LIMITED, RATE_LIMIT_PER_MINUTE: '5' });
+    try {
+      const statuses = [];
+      for (let i = 0; i < 6; i++) statuses.push((await kiln.request('GET', '/queue/stats')).status);
+      expect(statuses).toEqual([200, 200, 200, 200, 200, 429]);
+      for (let i = 0; i < 10; i++) expect((await kiln.fetch('/health/live')).status).toBe(200);
+    } finally {
+      await kiln.close();
+    }
+  });
+});
+
+describe('the burst limit', () => {
+  it('refuses a quick run of requests past the per-second limit', async () => {
+    await resetState();
+    const kiln = await TestKiln.start({ ...LIMITED, RATE_LIMIT_BURST_PER_SECOND: '2' });
+    try {
+      // The window opens with the first request: three local requests fit well inside it.
+      const responses = await Promise.all(
+        Array.from({ length: 3 }, () => kiln.request('GET', '/queue/stats')),
+      );
+      expect(responses.map((response) => response.status).sort()).toEqual([200, 200, 429]);
+      const refused = responses.find((response) => response.status === 429);
+      expect(refused?.headers.get('ratelimit-policy')).toContain('"burst";q=2;w=1');
+    } finally {
+      await kiln.close();
+    }
+  });
+});
+
+describe('the whitelist', () => {
+  it('lets whitelisted addresses and keys through without limit', async () => {
+    await resetState();
+    const byIp = await TestKiln.start({
+      ...LIMITED,
+      RATE_LIMIT_WHITELIST: '127.0.0.1,::1,::ffff:127.0.0.1',
+    });
+    const byKey = await TestKiln.start({ ...LIMITED, RATE_LIMIT_WHITELIST: 'vip' });
+    try {
+      const keys = byIp.app.get(ApiKeys);
+      const client = (await keys.create({ name: 'someone', role: 'client' })).key;
+      const vip = (await keys.create({ name: 'vip', role: 'client' })).key;
+      for (let i = 0; i < 5; i++) {
+        expect((await submitAs(byIp, client)).status).toBe(202);
+        expect((await submitAs(byKey, vip)).status).toBe(202);
+      }
+      expect((await submitAs(byKey, client)).status).toBe(202);
+      for (let i = 0; i < 3; i++) await submitAs(byKey, client);
+      expect((await submitAs(byKey, client)).status).toBe(429);
+    } finally {
+      await byKey.close();
+      await byIp.close();
+    }
+  });
+});
