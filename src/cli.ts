@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { type ApiKey, ROLES, type Role } from './auth/api-key.entity.js';
-import { ApiKeys } from './auth/api-keys.service.js';
+import { ApiKeyError, ApiKeys } from './auth/api-keys.service.js';
 import { AuthModule } from './auth/auth.module.js';
 import { ConfigModule } from './config/config.module.js';
 import { ConfigError, loadConfig, processEnv } from './config/config.js';
@@ -98,7 +98,8 @@ async function main(argv: string[]): Promise<void> {
 
 main(process.argv.slice(2)).catch((error: unknown) => {
   if (error instanceof UsageError) console.error(`${error.message}\n\n${USAGE}`);
-  else if (error instanceof ConfigError) console.error(error.message);
+  else if (error instanceof ConfigError || error instanceof ApiKeyError)
+    console.error(error.message);
   else console.error(error);
-  process.exit(error instanceof UsageError ? 2 : 1);
+  process.exit(error instanceof UsageError || error instanceof ApiKeyError ? 2 : 1);
 });

@@ -145,11 +145,18 @@ describe('API keys', () => {
     expect(await cli('keys', 'list')).not.toContain(key!);
   });
 
-  it('refuses a CLI call that is missing what it needs', async () => {
-    await expect(cli('keys', 'create', '--name', 'x', '--role', 'owner')).rejects.toMatchObject({
-      code: 2,
-      stderr: expect.stringContaining('--role must be client or admin') as string,
-    });
+  it('refuses a CLI call that is missing what it needs, or names a key badly', async () => {
+    for (const [args, message] of [
+      [['--name', 'x', '--role', 'owner'], '--role must be client or admin'],
+      [['--name', 'two words', '--role', 'client'], 'A key name is 1 to 64 letters'],
+      [['--name', 'alice', '--role', 'client'], 'A key named alice exists already.'],
+    ] as const) {
+      await expect(cli('keys', 'create', ...args)).rejects.toMatchObject({
+        code: 2,
+        stderr: expect.stringContaining(message) as string,
+      });
+    }
+    expect(await sql(`SELECT 1 FROM api_keys WHERE name = 'two words'`)).toEqual([]);
   });
 });
 

@@ -8,6 +8,7 @@ import type { Principal } from './principal.js';
 
 export const KEY_PREFIX = 'kiln_';
 const KEY_PATTERN = /^kiln_[\w-]{20,}$/;
+const KEY_NAME_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 /** last_used_at is a hint for people: write it at most this often per key. */
 const LAST_USED_EVERY_MS = 60_000;
 const VERIFIED_MAX = 10_000;
@@ -19,6 +20,11 @@ export interface NewApiKey {
   role: Role;
   rateLimitPerMinute?: number | null;
   submitLimitPerMinute?: number | null;
+}
+
+/** A request about keys that cannot be met: a bad or taken name. */
+export class ApiKeyError extends Error {
+  override name = 'ApiKeyError';
 }
 
 /** API keys: created with a random secret shown once, verified by hash, revoked for good. */
@@ -40,18 +46,26 @@ export class ApiKeys {
 
   /** Returns the key itself once; only its hash is kept. */
   async create(input: NewApiKey): Promise<{ key: string; apiKey: ApiKey }> {
+    if (!KEY_NAME_PATTERN.test(input.name)) {
+      throw new ApiKeyError(`A key name is 1 to 64 letters, digits, '.', '_' or '-'.`);
+    }
     const key = `${KEY_PREFIX}${randomBytes(32).toString('base64url')}`;
-    const apiKey = await this.keys.save(
-      this.keys.create({
+    const { identifiers } = await this.keys
+      .createQueryBuilder()
+      .insert()
+      .values({
         name: input.name,
         role: input.role,
         keyHash: hashKey(key),
         keyPrefix: key.slice(0, KEY_PREFIX.length + 6),
         rateLimitPerMinute: input.rateLimitPerMinute ?? null,
         submitLimitPerMinute: input.submitLimitPerMinute ?? null,
-      }),
-    );
-    return { key, apiKey: await this.keys.findOneByOrFail({ id: apiKey.id }) };
+      })
+      .orIgnore()
+      .execute();
+    const id = (identifiers[0] as { id?: string } | undefined)?.id;
+    if (!id) throw new ApiKeyError(`A key named ${input.name} exists already.`);
+    return { key, apiKey: await this.keys.findOneByOrFail({ id }) };
   }
 
   list(): Promise<ApiKey[]> {
