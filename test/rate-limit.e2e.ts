@@ -158,3 +158,20 @@ describe('the whitelist', () => {
     }
   });
 });
+
+describe('callers without a key', () => {
+  it('are told apart by IP, taken from X-Forwarded-For only behind a trusted proxy', async () => {
+    await resetState();
+    const kiln = await TestKiln.start({ ...LIMITED, AUTH_DISABLED: 'true', TRUST_PROXY: 'true' });
+    try {
+      const submitFrom = async (ip: string) =>
+        (await kiln.request('POST', '/jobs', job, { 'x-forwarded-for': ip })).status;
+      const first = [];
+      for (let i = 0; i < 4; i++) first.push(await submitFrom('203.0.113.7'));
+      expect(first).toEqual([202, 202, 202, 429]);
+      expect(await submitFrom('203.0.113.8')).toBe(202);
+    } finally {
+      await kiln.close();
+    }
+  });
+});

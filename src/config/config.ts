@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
@@ -164,7 +165,11 @@ function toConfig(env: z.output<typeof envSchema>) {
       perMinute: env.RATE_LIMIT_PER_MINUTE,
       burstPerSecond: env.RATE_LIMIT_BURST_PER_SECOND,
       submitPerMinute: env.RATE_LIMIT_SUBMIT_PER_MINUTE,
-      whitelist: env.RATE_LIMIT_WHITELIST,
+      // An entry is an IP address or else an API key's name.
+      whitelist: {
+        ips: env.RATE_LIMIT_WHITELIST.filter((entry) => isIP(entry) !== 0),
+        keyNames: env.RATE_LIMIT_WHITELIST.filter((entry) => isIP(entry) === 0),
+      },
     },
     health: {
       checkTimeoutMs: env.HEALTH_CHECK_TIMEOUT_MS,

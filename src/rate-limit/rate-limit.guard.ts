@@ -52,15 +52,19 @@ export class RateLimitGuard extends ThrottlerGuard {
     const targets = [context.getHandler(), context.getClass()];
     if (this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE, targets)) return true;
     const request = context.switchToHttp().getRequest<FastifyRequest>();
+    const { principal, ip } = request;
     return Promise.resolve(
-      whitelist.includes(request.ip) ||
-        (request.principal !== undefined && whitelist.includes(request.principal.name)),
+      whitelist.ips.includes(ip) ||
+        (principal !== undefined && whitelist.keyNames.includes(principal.name)),
     );
   }
 
+  /** The caller's API key (as its owner id); the client's IP when auth is switched off. */
   protected override async getTracker(request: Record<string, unknown>): Promise<string> {
     const { principal, ip } = request as unknown as FastifyRequest;
-    return Promise.resolve(principal ? `key:${principal.keyId ?? principal.name}` : `ip:${ip}`);
+    return Promise.resolve(
+      principal && !this.config.auth.disabled ? `key:${principal.ownerId}` : `ip:${ip}`,
+    );
   }
 
   protected override generateKey(_context: ExecutionContext, tracker: string, name: string) {
