@@ -13,18 +13,17 @@ import { ProblemError } from '../common/problem.js';
 import { KilnConfig } from '../config/config.js';
 import { KilnMetrics } from '../metrics/kiln-metrics.js';
 import { RedisService } from '../redis/redis.service.js';
-import { RedisThrottlerStorage } from './redis-throttler.storage.js';
+import { type Count, RedisThrottlerStorage } from './redis-throttler.storage.js';
 import { SUBMIT_COST, type SubmitCost } from './submit-cost.decorator.js';
 
-/** The policies a request was counted against, for its `RateLimit` headers. */
-interface Counted {
-  policies: string[];
-  remaining: string[];
+/** A limit this request counts against, with what its headers need. */
+interface PendingCount extends Count {
+  name: string;
 }
 
 declare module 'fastify' {
   interface FastifyRequest {
-    rateLimits?: Counted;
+    rateLimitCounts?: PendingCount[];
   }
 }
 
@@ -67,10 +66,50 @@ export class RateLimitGuard extends ThrottlerGuard {
     );
   }
 
+  /** A caller's counters share a hash tag, so a Redis Cluster keeps them on one node. */
   protected override generateKey(_context: ExecutionContext, tracker: string, name: string) {
-    return this.redis.key(`rate-limit:${name}:${tracker}`);
+    return this.redis.key(`rate-limit:{${tracker}}:${name}`);
   }
 
+  /** Every limit is gathered by the throttler's own loop, then counted in one round trip. */
+  override async canActivate(context: ExecutionContext): Promise<boolean> {
+    const request = context.switchToHttp().getRequest<FastifyRequest>();
+    request.rateLimitCounts = [];
+    await super.canActivate(context);
+    const counts = request.rateLimitCounts;
+    if (counts.length === 0) return true;
+    const { used, resetMs, refused } = await this.storage.count(counts);
+    const resetSeconds = resetMs.map((ms) => Math.max(1, Math.ceil(ms / 1000)));
+    const windowSeconds = (count: Count) => Math.round(count.ttlMs / 1000);
+    const remaining = (i: number) => Math.max(0, counts[i]!.limit - used[i]!);
+    const headers = {
+      'ratelimit-policy': counts
+        .map((count) => `"${count.name}";q=${count.limit};w=${windowSeconds(count)}`)
+        .join(', '),
+      ratelimit: counts
+        .map((count, i) => `"${count.name}";r=${remaining(i)};t=${resetSeconds[i]}`)
+        .join(', '),
+    };
+    const reply = context.switchToHttp().getResponse<FastifyReply>();
+    if (refused === null) {
+      void reply.headers(headers);
+      return true;
+    }
+    const { name, limit, weight } = counts[refused]!;
+    const retryAfter = resetSeconds[refused]!;
+    const window = `${name} limit of ${limit} per ${windowSeconds(counts[refused]!)} s`;
+    this.metrics.rateLimited.inc({ throttler: name });
+    throw new ProblemError(
+      429,
+      'rate-limited',
+      weight > 1
+        ? `This request counts ${weight} against the ${window}, and only ${remaining(refused)} remain; retry after ${retryAfter} s.`
+        : `Over the ${window}; retry after ${retryAfter} s.`,
+      { headers: { ...headers, 'retry-after': String(retryAfter) } },
+    );
+  }
+
+  /** Called by the throttler's loop for each named limit: only notes the count. */
   protected override async handleRequest({
     context,
     limit,
@@ -79,30 +118,12 @@ export class RateLimitGuard extends ThrottlerGuard {
   }: ThrottlerRequest): Promise<boolean> {
     const name = throttler.name ?? 'default';
     const request = context.switchToHttp().getRequest<FastifyRequest>();
-    const reply = context.switchToHttp().getResponse<FastifyReply>();
     const weight = this.weight(context, name, request);
-    if (weight === 0) return true;
-    const key = this.generateKey(context, await this.getTracker(request as never), name);
-    const hit = await this.storage.hit(key, ttl, limit, weight);
-    const resetSeconds = Math.max(1, Math.ceil(hit.resetMs / 1000));
-    const counted = (request.rateLimits ??= { policies: [], remaining: [] });
-    counted.policies.push(`"${name}";q=${limit};w=${Math.round(ttl / 1000)}`);
-    counted.remaining.push(`"${name}";r=${Math.max(0, limit - hit.used)};t=${resetSeconds}`);
-    const headers = {
-      'ratelimit-policy': counted.policies.join(', '),
-      ratelimit: counted.remaining.join(', '),
-    };
-    void reply.headers(headers);
-    if (!hit.refused) return true;
-    this.metrics.rateLimited.inc({ throttler: name });
-    throw new ProblemError(
-      429,
-      'rate-limited',
-      weight > 1
-        ? `This request counts ${weight} against the ${name} limit of ${limit} per ${Math.round(ttl / 1000)} s, and only ${Math.max(0, limit - hit.used)} remain; retry after ${resetSeconds} s.`
-        : `Over the ${name} limit of ${limit} per ${Math.round(ttl / 1000)} s; retry after ${resetSeconds} s.`,
-      { headers: { ...headers, 'retry-after': String(resetSeconds) } },
-    );
+    if (weight > 0) {
+      const key = this.generateKey(context, await this.getTracker(request as never), name);
+      request.rateLimitCounts?.push({ name, key, ttlMs: ttl, limit, weight });
+    }
+    return true;
   }
 
   /** The submit limit counts only submissions, by the jobs they carry; the others count 1. */
