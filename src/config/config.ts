@@ -89,6 +89,12 @@ const envSchema = z.object({
   JOB_TIMEOUT_MS_BY_KIND: perKindMs.default({}),
   PROGRESS_INTERVAL_MS: int(0).default(250),
   CPU_CONCURRENCY: int(1, 1024).default(availableParallelism()),
+  GPU_CONCURRENCY: int(1, 1024).optional(),
+  KILN_WORKER_QUEUES: list
+    .pipe(z.array(z.enum(['cpu', 'gpu'])).min(1, 'expected cpu, gpu or both'))
+    .default(['cpu', 'gpu']),
+  GENERATOR_CHECK_INTERVAL_MS: int(1000).default(60_000),
+  ESPEAK_NG_PATH: z.string().min(1).default('espeak-ng'),
   JOB_LOCK_MS: int(1000).default(30_000),
   STALLED_CHECK_INTERVAL_MS: int(100).default(30_000),
   MAX_STALLED_COUNT: int(0, 100).default(2),
@@ -145,7 +151,10 @@ function toConfig(env: z.output<typeof envSchema>) {
       reconcileIntervalMs: env.RECONCILE_INTERVAL_MS,
     },
     worker: {
+      queues: env.KILN_WORKER_QUEUES,
       cpuConcurrency: env.CPU_CONCURRENCY,
+      /** Unset: one job per GPU nvidia-smi lists (one when it lists none). */
+      gpuConcurrency: env.GPU_CONCURRENCY,
       timeoutMs: env.JOB_TIMEOUT_MS,
       timeoutMsByKind: env.JOB_TIMEOUT_MS_BY_KIND,
       progressIntervalMs: env.PROGRESS_INTERVAL_MS,
@@ -153,6 +162,10 @@ function toConfig(env: z.output<typeof envSchema>) {
       stalledCheckIntervalMs: env.STALLED_CHECK_INTERVAL_MS,
       maxStalledCount: env.MAX_STALLED_COUNT,
       shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
+    },
+    generators: {
+      checkIntervalMs: env.GENERATOR_CHECK_INTERVAL_MS,
+      espeakNgPath: env.ESPEAK_NG_PATH,
     },
     auth: {
       disabled: env.AUTH_DISABLED,
