@@ -5,6 +5,8 @@ import { GpuModule } from '../health/gpu/gpu.module.js';
 import { GeneratorAvailability } from './generator-availability.service.js';
 import { GeneratorRegistry } from './generator.registry.js';
 import { GeneratorsController } from './generators.controller.js';
+import { CommandGenerators } from './generators/command/command.generators.js';
+import { ModelServerGenerators } from './generators/model-server/model-server.generators.js';
 import { MusicGenerator } from './generators/music/music.generator.js';
 import { PdfReportGenerator } from './generators/pdf-report/pdf-report.generator.js';
 import { EspeakVoices } from './generators/speech/espeak-voices.js';
@@ -26,6 +28,8 @@ export class GenerationModule {
         MusicGenerator,
         PdfReportGenerator,
         SpeechGenerator,
+        CommandGenerators,
+        ModelServerGenerators,
       ],
       exports: [GeneratorRegistry, GeneratorAvailability],
     };

@@ -48,7 +48,15 @@ export interface Generator<Input extends z.ZodType = z.ZodType> {
   checkAvailability?(signal: AbortSignal): Promise<Availability>;
 }
 
-/** Marks a provider as a generator; the registry discovers every one at start. */
+/** A provider that yields several generators, one per configured entry (commands, model servers). */
+export interface GeneratorFamily {
+  generators(): Generator[];
+}
+
+/**
+ * Marks a provider as a generator, or as a GeneratorFamily; the registry discovers every one at
+ * start.
+ */
 export const KilnGenerator = DiscoveryService.createDecorator();
 
 /** Thrown by a generator when running again cannot help (bad input, a missing binary). */

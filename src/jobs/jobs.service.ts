@@ -247,7 +247,7 @@ export class JobsService implements OnApplicationBootstrap {
       job.inputHash,
       job.generatorVersion,
       job.priority,
-      this.config.jobs.maxAttempts,
+      this.config.jobs.maxAttemptsByKind[job.kind] ?? this.config.jobs.maxAttempts,
       ownerId,
       idempotencyKey ?? null,
       batchId ?? null,
