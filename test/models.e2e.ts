@@ -149,8 +149,9 @@ describe('model servers', () => {
       MODEL_SERVERS: JSON.stringify({
         'cog-model': { url: cog.url, pollIntervalMs: 50, requestTimeoutMs: 2_000 },
         'missing-model': { url: 'http://127.0.0.1:9', requestTimeoutMs: 500 },
+        'impatient-model': { url: cog.url, pollIntervalMs: 50, requestTimeoutMs: 200 },
       }),
-      MAX_RETRIES_BY_KIND: 'cog-model=1',
+      MAX_RETRIES_BY_KIND: 'cog-model=1,impatient-model=0',
     });
   });
   afterAll(async () => {
@@ -164,6 +165,20 @@ describe('model servers', () => {
     const result = await kiln.fetch(done.links.result!);
     expect(result.headers.get('content-type')).toBe('text/plain');
     expect(await result.text()).toBe('spoken: hello.txt');
+  });
+
+  it('decodes a data URI output, and stores any other output as JSON', async () => {
+    const wav = await kiln.submit('cog-model', { text: 'RIFF', mode: 'data-uri' });
+    const json = await kiln.submit('cog-model', { text: 'a cat', mode: 'json' });
+    for (const [job, contentType, body] of [
+      [wav, 'audio/wav', 'RIFF'],
+      [json, 'application/json', '{"caption":"a cat","score":0.9}'],
+    ] as const) {
+      const done = await kiln.waitForStatus(job.body.id, 'completed');
+      const result = await kiln.fetch(done.links.result!);
+      expect(result.headers.get('content-type')).toBe(contentType);
+      expect(await result.text()).toBe(body);
+    }
   });
 
   it('fails a job whose prediction fails, with the model error', async () => {
@@ -188,6 +203,12 @@ describe('model servers', () => {
     } finally {
       cog.failWith = undefined;
     }
+  });
+
+  it('fails an attempt when the server stops answering within its request timeout', async () => {
+    const { body } = await kiln.submit('impatient-model', { text: 'x', mode: 'stall' });
+    const failed = await kiln.waitForStatus(body.id, 'failed');
+    expect(failed.error).toMatch(/^GET http:.+\/predictions\/p\d+ got no answer within 200 ms$/);
   });
 
   it('cancels the prediction on the server when the job is cancelled', async () => {

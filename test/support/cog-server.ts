@@ -1,10 +1,11 @@
 import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 
 interface Prediction {
   id: string;
   status: 'starting' | 'processing' | 'succeeded' | 'failed' | 'canceled';
-  input: { mode?: 'ok' | 'fail' | 'hang'; text?: string };
+  input: { mode?: 'ok' | 'fail' | 'hang' | 'stall' | 'data-uri' | 'json'; text?: string };
   output?: unknown;
   error?: string;
   logs: string;
@@ -13,7 +14,8 @@ interface Prediction {
 
 /**
  * A small model server that follows Cog's prediction protocol: async predictions that a scripted
- * `mode` in the input completes, fails or leaves running until cancelled.
+ * `mode` in the input completes (a file URL, a data URI or JSON), fails, leaves running until
+ * cancelled, or stops answering about.
  */
 export class CogServer {
   readonly predictions = new Map<string, Prediction>();
@@ -78,13 +80,15 @@ export class CogServer {
       prediction.status = 'canceled';
       return send(200, prediction);
     }
+    // A server that stops answering mid-prediction.
+    if (prediction.input.mode === 'stall') await sleep(1_000);
     this.advance(prediction);
     return send(200, prediction);
   }
 
   /** Each poll moves a prediction on: starting, then processing with a progress bar, then done. */
   private advance(prediction: Prediction): void {
-    if (prediction.status === 'canceled') return;
+    if (prediction.status !== 'starting' && prediction.status !== 'processing') return;
     prediction.polls++;
     prediction.status = 'processing';
     prediction.logs += `${Math.min(100, prediction.polls * 25)}%|###|\n`;
@@ -92,9 +96,13 @@ export class CogServer {
     if (prediction.input.mode === 'fail') {
       prediction.status = 'failed';
       prediction.error = 'RuntimeError: weights not found';
-    } else {
-      prediction.status = 'succeeded';
-      prediction.output = `${this.url}/files/${encodeURIComponent(prediction.input.text ?? '')}.txt`;
+      return;
     }
+    prediction.status = 'succeeded';
+    const text = prediction.input.text ?? '';
+    if (prediction.input.mode === 'data-uri')
+      prediction.output = `data:audio/wav;base64,${Buffer.from(text).toString('base64')}`;
+    else if (prediction.input.mode === 'json') prediction.output = { caption: text, score: 0.9 };
+    else prediction.output = `${this.url}/files/${encodeURIComponent(text)}.txt`;
   }
 }

@@ -95,6 +95,8 @@ export class ModelServerGenerator extends ConfiguredGenerator {
       headers: { 'content-type': 'application/json', prefer: 'respond-async' },
       body: JSON.stringify({ input }),
     });
+    if (typeof prediction.id !== 'string')
+      throw new Error(`POST /predictions answered without a prediction id`);
     try {
       while (!FINISHED.has(prediction.status)) {
         const step = prediction.status === 'starting' ? 'loading_model' : 'generating';
@@ -167,12 +169,12 @@ export class ModelServerGenerator extends ConfiguredGenerator {
   private async request(path: string | URL, init: RequestInit & { signal: AbortSignal }) {
     const timeoutMs = this.server.requestTimeoutMs;
     const timeout = new AbortController();
-    const timer = setTimeout(
-      () => timeout.abort(new Error(`no answer within ${timeoutMs} ms`)),
-      timeoutMs,
-    );
+    const url = typeof path === 'string' ? `${this.server.url}${path}` : path;
+    const timer = setTimeout(() => {
+      const request = `${init.method ?? 'GET'} ${url.toString()}`;
+      timeout.abort(new Error(`${request} got no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
     try {
-      const url = typeof path === 'string' ? `${this.server.url}${path}` : path;
       return await fetch(url, { ...init, signal: AbortSignal.any([init.signal, timeout.signal]) });
     } finally {
       clearTimeout(timer);
