@@ -54,11 +54,19 @@ describe('speech', () => {
     expect(body.variants).toContain('f3');
   });
 
-  it('fails a job for a voice that is not installed, without retrying', async () => {
-    const { body } = await kiln.submit('speech', { text: 'hello', voice: 'xx' });
-    const failed = await kiln.waitForStatus(body.id, 'failed');
-    expect(failed.attempts).toBe(1);
-    expect(failed.error).toContain("Unknown voice 'xx'");
+  it('refuses a voice that is not installed', async () => {
+    const { status, body } = await kiln.request<{ errors: { pointer: string; detail: string }[] }>(
+      'POST',
+      '/jobs',
+      { kind: 'speech', input: { text: 'hello', voice: 'en-us+nosuchvariant' } },
+    );
+    expect(status).toBe(422);
+    expect(body.errors).toEqual([
+      {
+        pointer: '#/input/voice',
+        detail: 'Not an installed voice; GET /api/v1/generators/speech/voices lists them.',
+      },
+    ]);
   });
 
   it('refuses text over the limit', async () => {

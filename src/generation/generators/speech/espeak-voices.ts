@@ -55,6 +55,9 @@ function parseVoices(stdout: string) {
 /** The voices and variants espeak-ng has installed, listed once an hour. */
 @Injectable()
 export class EspeakVoices {
+  /** The last list read, for validating requests without waiting. */
+  private latest?: VoiceList;
+
   constructor(
     @Inject(CACHE_MANAGER) private readonly cache: Cache,
     private readonly config: KilnConfig,
@@ -64,9 +67,13 @@ export class EspeakVoices {
     return this.cache.wrap('speech:voices', () => this.read(), VOICES_TTL_MS);
   }
 
-  /** Whether `voice` (a language code, optionally `+variant`) names something installed. */
-  async accepts(voice: string): Promise<boolean> {
-    const { voices, variants } = await this.list();
+  /**
+   * Whether `voice` (a language code, optionally `+variant`) names something installed, by the
+   * last list read; `undefined` before any was.
+   */
+  knows(voice: string): boolean | undefined {
+    if (!this.latest) return undefined;
+    const { voices, variants } = this.latest;
     const [language = '', variant] = voice.toLowerCase().split('+');
     const known = voices.some(
       (entry) => entry.language === language || entry.otherLanguages.includes(language),
@@ -81,10 +88,11 @@ export class EspeakVoices {
       this.run(['--voices']),
       this.run(['--voices=variant']),
     ]);
-    return {
+    this.latest = {
       voices: parseVoices(voices).map(({ file: _file, ...voice }) => voice),
       variants: parseVoices(variants).map(({ file }) => file.replace(/^!v\//, '')),
     };
+    return this.latest;
   }
 
   private async run(args: string[]): Promise<string> {

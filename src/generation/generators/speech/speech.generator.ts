@@ -15,35 +15,43 @@ import { EspeakVoices } from './espeak-voices.js';
 
 export const SPEECH_TEXT_MAX = 5_000;
 
-const speechInput = z.strictObject({
-  text: z.string().trim().min(1).max(SPEECH_TEXT_MAX).meta({ description: 'What to say.' }),
-  voice: z
-    .string()
-    .regex(/^[a-z]{2,3}(-[a-z0-9]+)*(\+[a-z0-9_]+)?$/i, 'expected a voice such as en-us or en+f3')
-    .default('en')
-    .meta({
-      description:
-        'A language code from GET /api/v1/generators/speech/voices, optionally with `+variant`.',
-    }),
-  speed: z.int().min(80).max(450).default(175).meta({ description: 'Words per minute.' }),
-  pitch: z.int().min(0).max(99).default(50).meta({ description: '0 (low) to 99 (high).' }),
-});
+const VOICES_ROUTE = 'GET /api/v1/generators/speech/voices';
+
+/** `knows` says whether a voice is installed (`undefined`: not known yet, so accepted). */
+const speechInput = (knows: (voice: string) => boolean | undefined) =>
+  z.strictObject({
+    text: z.string().trim().min(1).max(SPEECH_TEXT_MAX).meta({ description: 'What to say.' }),
+    voice: z
+      .string()
+      .regex(/^[a-z]{2,3}(-[a-z0-9]+)*(\+[a-z0-9_]+)?$/i, 'expected a voice such as en-us or en+f3')
+      .refine(
+        (voice) => knows(voice) ?? true,
+        `Not an installed voice; ${VOICES_ROUTE} lists them.`,
+      )
+      .default('en')
+      .meta({ description: `A language code from ${VOICES_ROUTE}, optionally with \`+variant\`.` }),
+    speed: z.int().min(80).max(450).default(175).meta({ description: 'Words per minute.' }),
+    pitch: z.int().min(0).max(99).default(50).meta({ description: '0 (low) to 99 (high).' }),
+  });
+type SpeechInput = ReturnType<typeof speechInput>;
 
 /** Text to speech through the espeak-ng binary (Debian's `espeak-ng` package): a mono WAV. */
 @Injectable()
 @KilnGenerator()
-export class SpeechGenerator implements Generator<typeof speechInput> {
+export class SpeechGenerator implements Generator<SpeechInput> {
   readonly kind = 'speech';
   readonly version = '1';
   readonly description = 'Text to speech with espeak-ng, to a WAV file.';
   readonly resources = 'cpu';
-  readonly input = speechInput;
+  readonly input: SpeechInput;
   readonly example = { text: 'Your report is ready.', voice: 'en-us', speed: 160 };
 
   constructor(
     private readonly voices: EspeakVoices,
     private readonly config: KilnConfig,
-  ) {}
+  ) {
+    this.input = speechInput((voice) => voices.knows(voice));
+  }
 
   private get path(): string {
     return this.config.generators.espeakNgPath;
@@ -52,9 +60,11 @@ export class SpeechGenerator implements Generator<typeof speechInput> {
   async checkAvailability(signal: AbortSignal): Promise<Availability> {
     try {
       const result = await runProcess(this.path, { args: ['--version'], signal });
-      return result.code === 0
-        ? { available: true }
-        : { available: false, reason: exitError(this.path, result).message };
+      if (result.code !== 0)
+        return { available: false, reason: exitError(this.path, result).message };
+      // Read now, so that requests are checked against the installed voices from the start.
+      await this.voices.list();
+      return { available: true };
     } catch (error) {
       if (!(error instanceof NotStartedError)) throw error;
       return {
@@ -65,15 +75,14 @@ export class SpeechGenerator implements Generator<typeof speechInput> {
   }
 
   async generate(
-    input: z.output<typeof speechInput>,
+    input: z.output<SpeechInput>,
     { signal, progress, tempDir }: GenerationContext,
   ): Promise<GeneratedOutput> {
     progress('preparing');
-    if (!(await this.voices.accepts(input.voice))) {
-      throw new NonRetryableError(
-        `Unknown voice '${input.voice}'; GET /api/v1/generators/speech/voices lists them.`,
-      );
-    }
+    await this.voices.list();
+    // Accepted before the list was read, or uninstalled since.
+    if (!this.voices.knows(input.voice))
+      throw new NonRetryableError(`Unknown voice '${input.voice}'; ${VOICES_ROUTE} lists them.`);
     progress('generating', 0.1);
     const path = join(await tempDir(), 'speech.wav');
     const result = await runProcess(this.path, {
