@@ -64,7 +64,11 @@ describe('command generators', () => {
   beforeAll(async () => {
     await resetState();
     kiln = await TestKiln.start({
-      COMMAND_GENERATORS: JSON.stringify({ 'echo-model': command(), 'slow-model': command() }),
+      COMMAND_GENERATORS: JSON.stringify({
+        'echo-model': command(),
+        'slow-model': command(),
+        'gone-model': command({ path: '/nonexistent/model.py' }),
+      }),
       JOB_TIMEOUT_MS_BY_KIND: 'slow-model=1500',
       MAX_RETRIES_BY_KIND: 'echo-model=0,slow-model=0',
       COMMAND_KILL_GRACE_MS: '1000',
@@ -113,6 +117,18 @@ describe('command generators', () => {
       inputSchema: { required: ['prompt'] },
       availability: { available: true },
     });
+  });
+
+  it('shows a command whose executable is missing unavailable, and refuses its jobs', async () => {
+    const { body } = await kiln.request<
+      { kind: string; availability: { available: boolean; reason?: string } }[]
+    >('GET', '/generators');
+    expect(body.find((entry) => entry.kind === 'gone-model')?.availability).toEqual({
+      available: false,
+      reason: "'/nonexistent/model.py' is not an executable file here",
+      checkedAt: expect.any(String),
+    });
+    expect((await kiln.submit('gone-model', { prompt: 'x' })).status).toBe(503);
   });
 
   /** Starts a job whose script hangs with a child of its own; returns the job and that child. */

@@ -41,7 +41,7 @@ export class CommandGenerator extends ConfiguredGenerator {
 
   async checkAvailability(): Promise<Availability> {
     const { path } = this.command;
-    const found = await findExecutable(path, this.settings.env.PATH ?? '');
+    const found = await findExecutable(path, this.environment().PATH ?? '');
     return found
       ? { available: true }
       : { available: false, reason: `'${path}' is not an executable file here` };
@@ -51,7 +51,7 @@ export class CommandGenerator extends ConfiguredGenerator {
     input: unknown,
     { jobId, signal, progress, tempDir, logger }: GenerationContext,
   ): Promise<GeneratedOutput> {
-    const { path, args, env, contentType, extension } = this.command;
+    const { path, args, contentType, extension } = this.command;
     const directory = await tempDir();
     const output = join(directory, `output.${extension}`);
     progress('preparing');
@@ -59,8 +59,7 @@ export class CommandGenerator extends ConfiguredGenerator {
       args: args.map((arg) => arg.replaceAll('{output}', output)),
       cwd: directory,
       env: {
-        ...this.settings.env,
-        ...env,
+        ...this.environment(),
         KILN_OUTPUT_PATH: output,
         KILN_JOB_ID: jobId,
         KILN_TEMP_DIR: directory,
@@ -82,6 +81,11 @@ export class CommandGenerator extends ConfiguredGenerator {
     if (!(await stat(output).catch(() => undefined))?.isFile())
       throw new Error(`'${path}' exited with code 0 but wrote no file at KILN_OUTPUT_PATH`);
     return { path: output, contentType, extension };
+  }
+
+  /** Kiln's environment without its own keys, then the entry's `env`: what the command sees. */
+  private environment(): Record<string, string> {
+    return { ...this.settings.env, ...this.command.env };
   }
 }
 
