@@ -34,7 +34,7 @@ export class AppModule {
         RateLimitModule,
         jobs,
         MetricsModule.forRoot({ api: config.runsApi, jobs }),
-        HealthModule,
+        HealthModule.forRoot({ jobs }),
         CleanupModule.forRoot({ api: config.runsApi, jobs }),
         ...(config.runsWorker ? [WorkerModule.forRoot(jobs)] : []),
       ],

@@ -62,7 +62,10 @@ describe('bad input is a clear 4xx problem document, never a 500', () => {
       422,
     );
     expect(problem.errors).toEqual([
-      { pointer: '#/kind', detail: "Unknown kind 'video'. Known kinds: music, test." },
+      {
+        pointer: '#/kind',
+        detail: "Unknown kind 'video'. Known kinds: music, pdf-report, speech, test.",
+      },
     ]);
   });
 

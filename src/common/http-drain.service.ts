@@ -13,6 +13,7 @@ import { Readiness } from '../health/readiness.service.js';
 
 /** How long requests in flight at shutdown get to finish. */
 const DRAIN_MS = 5_000;
+const IDLE_SWEEP_MS = 50;
 
 /**
  * Shutdown, as seen from HTTP. First readiness turns off, and the API keeps serving while load
@@ -41,7 +42,17 @@ export class HttpDrain implements OnModuleDestroy, BeforeApplicationShutdown {
 
   async beforeApplicationShutdown(): Promise<void> {
     const server = this.host.httpAdapter.getInstance<FastifyInstance>();
-    if (!(await settlesWithin(server.close(), DRAIN_MS)))
+    const closed = server.close();
+    // close() drops the connections idle at that moment; one that turns idle later (its request
+    // or stream ended during the drain) would be kept alive, and the close pending, for
+    // keepAliveTimeout.
+    const sweep = setInterval(() => server.server.closeIdleConnections(), IDLE_SWEEP_MS);
+    try {
+      if (await settlesWithin(closed, DRAIN_MS)) return;
       this.logger.warn(`Requests still open after ${DRAIN_MS} ms; closing anyway`);
+      server.server.closeAllConnections();
+    } finally {
+      clearInterval(sweep);
+    }
   }
 }

@@ -52,7 +52,8 @@ export class ProblemDetailsFilter implements ExceptionFilter {
     const reply = http.getResponse<FastifyReply>();
     const problem = this.toProblem(exception);
     const { status, code, detail, options } = problem;
-    if (status >= 500) {
+    // A ProblemError is a deliberate answer (a generator unavailable); anything else is a bug.
+    if (status >= 500 && !(exception instanceof ProblemError)) {
       this.logger.error(
         `${request.method} ${request.url} failed [${request.id}]`,
         exception instanceof Error ? exception.stack : String(exception),

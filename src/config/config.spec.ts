@@ -26,6 +26,54 @@ describe('loadConfig', () => {
     expect(config.worker.timeoutMsByKind).toEqual({ music: 60000, 'pdf-report': 5000 });
   });
 
+  it('reads per-kind retries as attempts, and the queues a worker serves', () => {
+    const config = loadConfig({ MAX_RETRIES_BY_KIND: 'speech=0,upscale=2' });
+    expect(config.jobs.maxAttemptsByKind).toEqual({ speech: 1, upscale: 3 });
+    expect(config.worker.queues).toEqual(['cpu', 'gpu']);
+    expect(loadConfig({ KILN_WORKER_QUEUES: 'gpu' }).worker.queues).toEqual(['gpu']);
+    expect(() => loadConfig({ KILN_WORKER_QUEUES: 'tpu' })).toThrow(/KILN_WORKER_QUEUES/);
+  });
+
+  it('reads configured commands and model servers, naming what is wrong', () => {
+    const config = loadConfig({
+      COMMAND_GENERATORS: JSON.stringify({
+        upscale: { path: '/opt/upscale.py', resources: 'gpu', input: { type: 'object' } },
+      }),
+      MODEL_SERVERS: '{"caption": {"url": "http://models:5000/"}}',
+    });
+    expect(config.generators.commands.upscale).toMatchObject({
+      path: '/opt/upscale.py',
+      resources: 'gpu',
+      args: [],
+      extension: 'bin',
+    });
+    expect(config.generators.commands.upscale?.input?.safeParse({ any: 1 }).success).toBe(true);
+    expect(config.generators.modelServers.caption).toMatchObject({
+      url: 'http://models:5000',
+      resources: 'cpu',
+      pollIntervalMs: 500,
+    });
+    expect(() => loadConfig({ COMMAND_GENERATORS: '{upscale' })).toThrow(
+      /COMMAND_GENERATORS: not JSON/,
+    );
+    expect(() => loadConfig({ COMMAND_GENERATORS: '{"Bad Kind": {"path": "x"}}' })).toThrow(
+      /COMMAND_GENERATORS/,
+    );
+    expect(() => loadConfig({ MODEL_SERVERS: '{"caption": {"url": "file:///etc"}}' })).toThrow(
+      /MODEL_SERVERS\.caption\.url/,
+    );
+  });
+
+  it("passes the environment on to commands, without Kiln's own keys", () => {
+    const config = loadConfig({
+      PATH: '/usr/bin',
+      CUDA_VISIBLE_DEVICES: '0',
+      DATABASE_URL: 'postgres://kiln:secret@db/kiln',
+      KILN_ADMIN_API_KEY: 'kiln_0123456789abcdefghijklmn',
+    });
+    expect(config.generators.commandEnv).toEqual({ PATH: '/usr/bin', CUDA_VISIBLE_DEVICES: '0' });
+  });
+
   it('reads durations with or without a unit, and cleanup defaults', () => {
     expect(loadConfig({}).cleanup).toMatchObject({
       jobRetentionMs: 7 * 86_400_000,

@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
+import { commandGenerators, modelServers } from './generator-config.js';
 
 const bool = z
   .enum(['true', 'false', '1', '0'])
@@ -11,23 +12,24 @@ const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce.number().int().min(min).max(max);
 
 /** `music=60000,speech=5000` → `{ music: 60000, speech: 5000 }` */
-const perKindMs = z
-  .string()
-  .regex(
-    /^([a-z0-9-]+=\d+)?(,[a-z0-9-]+=\d+)*$/,
-    'expected kind=milliseconds pairs separated by commas',
-  )
-  .transform((text): Record<string, number> =>
-    Object.fromEntries(
-      text
-        .split(',')
-        .filter(Boolean)
-        .map((pair) => {
-          const [kind = '', ms] = pair.split('=');
-          return [kind, Number(ms)];
-        }),
-    ),
-  );
+const perKind = (what: string) =>
+  z
+    .string()
+    .regex(
+      /^([a-z0-9-]+=\d+)?(,[a-z0-9-]+=\d+)*$/,
+      `expected kind=${what} pairs separated by commas`,
+    )
+    .transform((text): Record<string, number> =>
+      Object.fromEntries(
+        text
+          .split(',')
+          .filter(Boolean)
+          .map((pair) => {
+            const [kind = '', value] = pair.split('=');
+            return [kind, Number(value)];
+          }),
+      ),
+    );
 
 const DURATION_UNITS_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
@@ -87,9 +89,19 @@ const envSchema = z.object({
   MAX_RETRIES: int(0, 100).default(3),
   RETRY_DELAY_MS: int(0).default(1000),
   JOB_TIMEOUT_MS: int(1).default(600_000),
-  JOB_TIMEOUT_MS_BY_KIND: perKindMs.default({}),
+  JOB_TIMEOUT_MS_BY_KIND: perKind('milliseconds').default({}),
+  MAX_RETRIES_BY_KIND: perKind('retries').default({}),
   PROGRESS_INTERVAL_MS: int(0).default(250),
   CPU_CONCURRENCY: int(1, 1024).default(availableParallelism()),
+  GPU_CONCURRENCY: int(1, 1024).optional(),
+  KILN_WORKER_QUEUES: list
+    .pipe(z.array(z.enum(['cpu', 'gpu'])).min(1, 'expected cpu, gpu or both'))
+    .default(['cpu', 'gpu']),
+  GENERATOR_CHECK_INTERVAL_MS: int(1000).default(60_000),
+  ESPEAK_NG_PATH: z.string().min(1).default('espeak-ng'),
+  COMMAND_GENERATORS: commandGenerators.default({}),
+  COMMAND_KILL_GRACE_MS: int(0).default(5_000),
+  MODEL_SERVERS: modelServers.default({}),
   JOB_LOCK_MS: int(1000).default(30_000),
   STALLED_CHECK_INTERVAL_MS: int(100).default(30_000),
   MAX_STALLED_COUNT: int(0, 100).default(2),
@@ -119,7 +131,7 @@ const envSchema = z.object({
 export type Env = z.input<typeof envSchema>;
 export const ENV_KEYS = Object.keys(envSchema.shape);
 
-function toConfig(env: z.output<typeof envSchema>) {
+function toConfig(env: z.output<typeof envSchema>, inherited: Record<string, string>) {
   return {
     role: env.KILN_ROLE,
     runsApi: env.KILN_ROLE !== 'worker',
@@ -142,11 +154,17 @@ function toConfig(env: z.output<typeof envSchema>) {
     jobs: {
       batchMax: env.BATCH_MAX,
       maxAttempts: env.MAX_RETRIES + 1,
+      maxAttemptsByKind: Object.fromEntries(
+        Object.entries(env.MAX_RETRIES_BY_KIND).map(([kind, retries]) => [kind, retries + 1]),
+      ),
       retryDelayMs: env.RETRY_DELAY_MS,
       reconcileIntervalMs: env.RECONCILE_INTERVAL_MS,
     },
     worker: {
+      queues: env.KILN_WORKER_QUEUES,
       cpuConcurrency: env.CPU_CONCURRENCY,
+      /** Unset: one job per GPU nvidia-smi lists (one when it lists none). */
+      gpuConcurrency: env.GPU_CONCURRENCY,
       timeoutMs: env.JOB_TIMEOUT_MS,
       timeoutMsByKind: env.JOB_TIMEOUT_MS_BY_KIND,
       progressIntervalMs: env.PROGRESS_INTERVAL_MS,
@@ -154,6 +172,15 @@ function toConfig(env: z.output<typeof envSchema>) {
       stalledCheckIntervalMs: env.STALLED_CHECK_INTERVAL_MS,
       maxStalledCount: env.MAX_STALLED_COUNT,
       shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
+    },
+    generators: {
+      checkIntervalMs: env.GENERATOR_CHECK_INTERVAL_MS,
+      espeakNgPath: env.ESPEAK_NG_PATH,
+      commands: env.COMMAND_GENERATORS,
+      commandKillGraceMs: env.COMMAND_KILL_GRACE_MS,
+      /** What commands inherit: this process's environment without Kiln's own keys (secrets). */
+      commandEnv: inherited,
+      modelServers: env.MODEL_SERVERS,
     },
     auth: {
       disabled: env.AUTH_DISABLED,
@@ -230,5 +257,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`),
     );
   }
-  return toConfig(parsed.data);
+  const inherited = Object.entries(present).filter(
+    (entry): entry is [string, string] => entry[1] !== undefined && !ENV_KEYS.includes(entry[0]),
+  );
+  return toConfig(parsed.data, Object.fromEntries(inherited));
 }

@@ -1,18 +1,37 @@
+import { CacheModule as NestCacheModule } from '@nestjs/cache-manager';
 import { type DynamicModule, Module } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
+import { GpuModule } from '../health/gpu/gpu.module.js';
+import { GeneratorAvailability } from './generator-availability.service.js';
 import { GeneratorRegistry } from './generator.registry.js';
 import { GeneratorsController } from './generators.controller.js';
+import { CommandGenerators } from './generators/command/command.generators.js';
+import { ModelServerGenerators } from './generators/model-server/model-server.generators.js';
 import { MusicGenerator } from './generators/music/music.generator.js';
+import { PdfReportGenerator } from './generators/pdf-report/pdf-report.generator.js';
+import { EspeakVoices } from './generators/speech/espeak-voices.js';
+import { SpeechController } from './generators/speech/speech.controller.js';
+import { SpeechGenerator } from './generators/speech/speech.generator.js';
 
 @Module({})
 export class GenerationModule {
   static forRoot({ api }: { api: boolean }): DynamicModule {
     return {
       module: GenerationModule,
-      imports: [DiscoveryModule],
-      controllers: api ? [GeneratorsController] : [],
-      providers: [GeneratorRegistry, MusicGenerator],
-      exports: [GeneratorRegistry],
+      // In memory: what a generator finds installed belongs to this host.
+      imports: [DiscoveryModule, GpuModule, NestCacheModule.register()],
+      controllers: api ? [GeneratorsController, SpeechController] : [],
+      providers: [
+        GeneratorRegistry,
+        GeneratorAvailability,
+        EspeakVoices,
+        MusicGenerator,
+        PdfReportGenerator,
+        SpeechGenerator,
+        CommandGenerators,
+        ModelServerGenerators,
+      ],
+      exports: [GeneratorRegistry, GeneratorAvailability],
     };
   }
 }

@@ -3,9 +3,8 @@ import { DiscoveryService } from '@nestjs/core';
 import { z } from 'zod';
 import type { FieldError } from '../common/problem.js';
 import { parseWith } from '../common/validation.js';
-import { type Generator, KilnGenerator } from './generator.js';
-
-const KIND_PATTERN = /^[a-z][a-z0-9]*(-[a-z0-9]+)*$/;
+import { KIND_PATTERN } from '../config/generator-config.js';
+import { type Generator, type GeneratorFamily, KilnGenerator } from './generator.js';
 
 export interface CatalogEntry {
   kind: string;
@@ -29,14 +28,16 @@ export class GeneratorRegistry implements OnModuleInit {
   /** Refuses to start on a wiring mistake rather than fail jobs later. */
   onModuleInit(): void {
     for (const wrapper of this.discovery.getProviders({ metadataKey: KilnGenerator.KEY })) {
-      const generator = wrapper.instance as Generator;
-      if (!KIND_PATTERN.test(generator.kind)) {
-        throw new Error(`Generator ${wrapper.name} has an invalid kind '${generator.kind}'`);
+      const provider = wrapper.instance as Generator | GeneratorFamily;
+      for (const generator of 'generators' in provider ? provider.generators() : [provider]) {
+        if (!KIND_PATTERN.test(generator.kind)) {
+          throw new Error(`Generator ${wrapper.name} has an invalid kind '${generator.kind}'`);
+        }
+        if (this.generators.has(generator.kind)) {
+          throw new Error(`Two generators claim the kind '${generator.kind}'`);
+        }
+        this.generators.set(generator.kind, generator);
       }
-      if (this.generators.has(generator.kind)) {
-        throw new Error(`Two generators claim the kind '${generator.kind}'`);
-      }
-      this.generators.set(generator.kind, generator);
     }
     if (this.generators.size === 0) throw new Error('No generator is registered');
   }

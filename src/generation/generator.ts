@@ -27,6 +27,9 @@ export type GeneratedOutput = { contentType: string; extension: string } & (
   { data: Buffer } | { path: string }
 );
 
+/** Whether this process can run a kind now; `reason` says what is missing when it cannot. */
+export type Availability = { available: true } | { available: false; reason: string };
+
 export interface Generator<Input extends z.ZodType = z.ZodType> {
   /** The `kind` clients submit; lowercase words joined by dashes. */
   readonly kind: string;
@@ -38,9 +41,22 @@ export interface Generator<Input extends z.ZodType = z.ZodType> {
   /** An input shown in the API docs. */
   readonly example: z.input<Input>;
   generate(input: z.output<Input>, context: GenerationContext): Promise<GeneratedOutput>;
+  /**
+   * What the kind needs outside Kiln (a binary, a model server), checked at start and every
+   * GENERATOR_CHECK_INTERVAL_MS; give up when `signal` fires. Absent: nothing is needed.
+   */
+  checkAvailability?(signal: AbortSignal): Promise<Availability>;
 }
 
-/** Marks a provider as a generator; the registry discovers every one at start. */
+/** A provider that yields several generators, one per configured entry (commands, model servers). */
+export interface GeneratorFamily {
+  generators(): Generator[];
+}
+
+/**
+ * Marks a provider as a generator, or as a GeneratorFamily; the registry discovers every one at
+ * start.
+ */
 export const KilnGenerator = DiscoveryService.createDecorator();
 
 /** Thrown by a generator when running again cannot help (bad input, a missing binary). */

@@ -20,6 +20,9 @@ export const healthReportSchema = z
       gpu: check,
       queue: check,
       disk_space: check,
+      generators: check.meta({
+        description: 'Degraded while a kind cannot run here; details per kind.',
+      }),
     }),
   })
   .meta({ id: 'HealthReport', description: 'Every check, for people and dashboards.' });

@@ -14,6 +14,7 @@ import { KilnConfig } from '../config/config.js';
 import packageJson from '../../package.json' with { type: 'json' };
 import { DependenciesHealth } from './dependencies.health.js';
 import { DiskHealth } from './disk.health.js';
+import { GeneratorsHealth } from './generators.health.js';
 import { GpuHealth } from './gpu.health.js';
 import {
   type HealthCheckView,
@@ -38,6 +39,7 @@ export class HealthController {
     private readonly disk: DiskHealth,
     private readonly gpu: GpuHealth,
     private readonly queue: QueueHealth,
+    private readonly generators: GeneratorsHealth,
     private readonly readiness: Readiness,
     private readonly config: KilnConfig,
   ) {}
@@ -94,6 +96,7 @@ export class HealthController {
       gpu: toView(this.gpu.check().gpu),
       queue: toView(queue.queue),
       disk_space: toView(diskSpace.disk_space),
+      generators: toView(this.generators.check().generators),
     };
     const statuses = Object.values(checks).map((check) => check.status);
     const status = statuses.includes('unhealthy')

@@ -17,6 +17,7 @@ import {
 import { parseWith } from '../common/validation.js';
 import { KilnConfig } from '../config/config.js';
 import { rowToEntity } from '../database/row-to-entity.js';
+import { GeneratorAvailability } from '../generation/generator-availability.service.js';
 import { GeneratorRegistry } from '../generation/generator.registry.js';
 import { KilnMetrics } from '../metrics/kiln-metrics.js';
 import { JobEvents } from './job-events.service.js';
@@ -51,6 +52,7 @@ export class JobsService implements OnApplicationBootstrap {
   constructor(
     @InjectRepository(Job) private readonly jobs: Repository<Job>,
     private readonly registry: GeneratorRegistry,
+    private readonly availability: GeneratorAvailability,
     private readonly queue: JobQueue,
     private readonly lifecycle: JobLifecycle,
     private readonly events: JobEvents,
@@ -70,6 +72,7 @@ export class JobsService implements OnApplicationBootstrap {
   async submit(body: unknown, ownerId: string, idempotencyKey?: string): Promise<Submitted> {
     const parsed = this.validate(body, '#');
     if (!parsed.ok) throw validationFailed(parsed.errors);
+    this.availability.require([parsed.job.kind]);
     const [job] = await this.insert([parsed.job], ownerId, { idempotencyKey });
     if (!job)
       return { job: await this.replay(parsed.job, ownerId, idempotencyKey), created: false };
@@ -92,6 +95,7 @@ export class JobsService implements OnApplicationBootstrap {
       else errors.push(...parsed.errors);
     });
     if (errors.length > 0) throw validationFailed(errors);
+    this.availability.require(valid.map((job) => job.kind));
     const batchId = randomUUID();
     const jobs = await this.insert(valid, ownerId, { batchId });
     await this.enqueue(jobs);
@@ -243,7 +247,7 @@ export class JobsService implements OnApplicationBootstrap {
       job.inputHash,
       job.generatorVersion,
       job.priority,
-      this.config.jobs.maxAttempts,
+      this.config.jobs.maxAttemptsByKind[job.kind] ?? this.config.jobs.maxAttempts,
       ownerId,
       idempotencyKey ?? null,
       batchId ?? null,

@@ -7,6 +7,8 @@ import {
 import type { Worker } from 'bullmq';
 import { settlesWithin } from '../common/settles-within.js';
 import { KilnConfig } from '../config/config.js';
+import type { Resources } from '../generation/generator.js';
+import { GpuMonitor } from '../health/gpu/gpu-monitor.service.js';
 import { JobLifecycle } from '../jobs/job-lifecycle.service.js';
 import { JobQueue, type QueuedJob } from '../jobs/job-queue.service.js';
 import { AbortReason } from './abort-reason.js';
@@ -15,7 +17,10 @@ import { JobRunner } from './job-runner.service.js';
 /** After the grace period, how long handed-back jobs get to settle before a forced close. */
 const HANDBACK_MS = 5_000;
 
-/** The BullMQ workers of this process, started at boot and drained at shutdown. */
+/**
+ * The BullMQ workers of this process, one per queue it serves (KILN_WORKER_QUEUES), each with its
+ * own concurrency; started at boot and drained at shutdown.
+ */
 @Injectable()
 export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger('Worker');
@@ -25,21 +30,33 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     private readonly queue: JobQueue,
     private readonly runner: JobRunner,
     private readonly lifecycle: JobLifecycle,
+    private readonly gpu: GpuMonitor,
     private readonly config: KilnConfig,
   ) {}
 
-  onApplicationBootstrap(): void {
+  async onApplicationBootstrap(): Promise<void> {
     const { worker } = this.config;
-    const cpu = this.queue.work('cpu', (job, token) => this.runner.run(job, token), {
-      concurrency: worker.cpuConcurrency,
-      lockMs: worker.lockMs,
-      stalledCheckIntervalMs: worker.stalledCheckIntervalMs,
-      maxStalledCount: worker.maxStalledCount,
-    });
-    cpu.on('failed', (job) => void this.onFailed(job));
-    cpu.on('error', (error) => this.logger.warn(`Worker error: ${error.message}`));
-    this.workers = [cpu];
-    this.logger.log(`Processing ${cpu.name} with concurrency ${worker.cpuConcurrency}`);
+    for (const resources of worker.queues) {
+      const concurrency = await this.concurrency(resources);
+      const started = this.queue.work(resources, (job, token) => this.runner.run(job, token), {
+        concurrency,
+        lockMs: worker.lockMs,
+        stalledCheckIntervalMs: worker.stalledCheckIntervalMs,
+        maxStalledCount: worker.maxStalledCount,
+      });
+      started.on('failed', (job) => void this.onFailed(job));
+      started.on('error', (error) => this.logger.warn(`Worker error: ${error.message}`));
+      this.workers.push(started);
+      this.logger.log(`Processing ${started.name} with concurrency ${concurrency}`);
+    }
+  }
+
+  /** GPU work defaults to one job per GPU, so that two models never share one GPU's memory. */
+  private async concurrency(resources: Resources): Promise<number> {
+    if (resources === 'cpu') return this.config.worker.cpuConcurrency;
+    if (this.config.worker.gpuConcurrency) return this.config.worker.gpuConcurrency;
+    const gpu = await this.gpu.poll();
+    return 'gpus' in gpu ? Math.max(1, gpu.gpus.length) : 1;
   }
 
   /**

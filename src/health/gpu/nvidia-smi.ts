@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
+import { oneLineTail } from '../../common/one-line-tail.js';
 
 export const NVIDIA_SMI_QUERY = [
   'index',
@@ -187,15 +188,7 @@ function classify(
   return { state: 'ok', gpus, message: `${gpus.length} GPU(s): ${names}`, checkedAt };
 }
 
-/** The last non-blank lines on one line, at most MESSAGE_LIMIT characters. */
-function tail(text: string): string {
-  const line = text
-    .split(/\r?\n/)
-    .map((part) => part.trim())
-    .filter(Boolean)
-    .join(' ');
-  return line.length > MESSAGE_LIMIT ? `…${line.slice(-MESSAGE_LIMIT)}` : line;
-}
+const tail = (text: string) => oneLineTail(text, MESSAGE_LIMIT);
 
 function run(path: string, timeoutMs: number): Promise<RunOutcome> {
   return new Promise((resolve) => {

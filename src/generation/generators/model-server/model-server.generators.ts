@@ -1,0 +1,207 @@
+import { createWriteStream } from 'node:fs';
+import { extname, join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Injectable } from '@nestjs/common';
+import { KilnConfig } from '../../../config/config.js';
+import type { ModelServerConfig } from '../../../config/generator-config.js';
+import {
+  type Availability,
+  type GeneratedOutput,
+  type GenerationContext,
+  type Generator,
+  type GeneratorFamily,
+  KilnGenerator,
+  NonRetryableError,
+} from '../../generator.js';
+import { ConfiguredGenerator } from '../configured.generator.js';
+
+/** A prediction as Cog describes it; Kiln reads only these fields. */
+interface Prediction {
+  id: string;
+  status: 'starting' | 'processing' | 'succeeded' | 'failed' | 'canceled';
+  output?: unknown;
+  error?: string | null;
+  logs?: string | null;
+}
+
+const FINISHED = new Set<Prediction['status']>(['succeeded', 'failed', 'canceled']);
+/** Health-check states in which the server will never predict without an operator. */
+const BROKEN_STATES = new Set(['SETUP_FAILED', 'DEFUNCT']);
+const EXTENSIONS: Record<string, string> = {
+  'application/json': 'json',
+  'application/pdf': 'pdf',
+  'audio/mpeg': 'mp3',
+  'audio/wav': 'wav',
+  'audio/x-wav': 'wav',
+  'image/jpeg': 'jpg',
+  'image/png': 'png',
+  'image/webp': 'webp',
+  'text/plain': 'txt',
+  'video/mp4': 'mp4',
+};
+const extensionOf = (contentType: string, url?: URL): string =>
+  EXTENSIONS[contentType] ??
+  (/^\.[a-z0-9]{1,10}$/i
+    .exec(extname(url?.pathname ?? ''))?.[0]
+    .slice(1)
+    .toLowerCase() ||
+    'bin');
+
+/** The last percentage a progress bar (tqdm and the like) wrote to the logs, as 0..1. */
+function progressInLogs(logs: string | null | undefined): number | undefined {
+  const percent = [...(logs ?? '').matchAll(/(\d{1,3})%/g)].at(-1)?.[1];
+  return percent === undefined ? undefined : Math.min(100, Number(percent)) / 100;
+}
+
+/**
+ * A model server that speaks Cog's prediction protocol: `POST /predictions` with
+ * `Prefer: respond-async`, `GET /predictions/{id}` until it ends, `POST /predictions/{id}/cancel`
+ * when the job is aborted. The output (a file URL, a data URI or any JSON) becomes the artifact.
+ */
+export class ModelServerGenerator extends ConfiguredGenerator {
+  constructor(
+    kind: string,
+    private readonly server: ModelServerConfig,
+  ) {
+    super(kind, server, `Runs a prediction on the model server configured as '${kind}'.`);
+  }
+
+  async checkAvailability(signal: AbortSignal): Promise<Availability> {
+    try {
+      const response = await this.request('/health-check', { signal });
+      const body = (await response.json().catch(() => ({}))) as { status?: string };
+      if (!response.ok)
+        return { available: false, reason: `${this.server.url} answered ${response.status}` };
+      if (body.status && BROKEN_STATES.has(body.status))
+        return { available: false, reason: `${this.server.url} is ${body.status}` };
+      return { available: true };
+    } catch (error) {
+      return {
+        available: false,
+        reason: `${this.server.url} is unreachable: ${(error as Error).message}`,
+      };
+    }
+  }
+
+  async generate(
+    input: unknown,
+    { signal, progress, tempDir }: GenerationContext,
+  ): Promise<GeneratedOutput> {
+    progress('preparing');
+    let prediction = await this.call('/predictions', signal, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', prefer: 'respond-async' },
+      body: JSON.stringify({ input }),
+    });
+    if (typeof prediction.id !== 'string')
+      throw new Error(`POST /predictions answered without a prediction id`);
+    try {
+      while (!FINISHED.has(prediction.status)) {
+        const step = prediction.status === 'starting' ? 'loading_model' : 'generating';
+        progress(step, progressInLogs(prediction.logs));
+        await sleep(this.server.pollIntervalMs, undefined, { signal });
+        prediction = await this.call(`/predictions/${encodeURIComponent(prediction.id)}`, signal);
+      }
+    } catch (error) {
+      if (signal.aborted) void this.cancel(prediction.id);
+      throw error;
+    }
+    if (prediction.status === 'failed')
+      throw new Error(`The prediction failed: ${prediction.error ?? 'no error given'}`);
+    if (prediction.status === 'canceled')
+      throw new Error('The model server cancelled the prediction');
+    progress('saving');
+    return this.output(prediction.output, signal, tempDir);
+  }
+
+  private async output(
+    output: unknown,
+    signal: AbortSignal,
+    tempDir: () => Promise<string>,
+  ): Promise<GeneratedOutput> {
+    if (typeof output === 'string' && output.startsWith('data:')) {
+      const { contentType, data } = decodeDataUri(output);
+      return { data, contentType, extension: extensionOf(contentType) };
+    }
+    if (typeof output === 'string' && /^(https?:\/\/|\/)/.test(output)) {
+      const url = new URL(output, this.server.url);
+      const response = await this.request(url, { signal });
+      if (!response.ok || !response.body)
+        throw new Error(`Fetching the output ${url.href} answered ${response.status}`);
+      const contentType = (response.headers.get('content-type') ?? 'application/octet-stream')
+        .split(';')[0]!
+        .trim();
+      const extension = extensionOf(contentType, url);
+      const path = join(await tempDir(), `output.${extension}`);
+      await pipeline(Readable.fromWeb(response.body), createWriteStream(path), { signal });
+      return { path, contentType, extension };
+    }
+    return {
+      data: Buffer.from(JSON.stringify(output ?? null)),
+      contentType: 'application/json',
+      extension: 'json',
+    };
+  }
+
+  /** A JSON call to the server; a refusal of the input is final, any other failure retryable. */
+  private async call(path: string, signal: AbortSignal, init: RequestInit = {}) {
+    const response = await this.request(path, { ...init, signal });
+    const text = await response.text();
+    if (!response.ok) {
+      const message = `${init.method ?? 'GET'} ${path} answered ${response.status}: ${text.slice(0, 500)}`;
+      const final = response.status >= 400 && response.status < 500 && response.status !== 429;
+      throw final ? new NonRetryableError(message) : new Error(message);
+    }
+    return JSON.parse(text) as Prediction;
+  }
+
+  private async cancel(id: string): Promise<void> {
+    const path = `/predictions/${encodeURIComponent(id)}/cancel`;
+    // The job's own signal has fired: the cancel gets a fresh one.
+    await this.request(path, { method: 'POST', signal: new AbortController().signal })
+      .then((response) => response.body?.cancel())
+      .catch(() => undefined);
+  }
+
+  /** `fetch` bounded by the job's signal, and by `requestTimeoutMs` until the answer begins. */
+  private async request(path: string | URL, init: RequestInit & { signal: AbortSignal }) {
+    const timeoutMs = this.server.requestTimeoutMs;
+    const timeout = new AbortController();
+    const url = typeof path === 'string' ? `${this.server.url}${path}` : path;
+    const timer = setTimeout(() => {
+      const request = `${init.method ?? 'GET'} ${url.toString()}`;
+      timeout.abort(new Error(`${request} got no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    try {
+      return await fetch(url, { ...init, signal: AbortSignal.any([init.signal, timeout.signal]) });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+function decodeDataUri(uri: string): { contentType: string; data: Buffer } {
+  const comma = uri.indexOf(',');
+  const meta = uri.slice('data:'.length, comma);
+  const payload = uri.slice(comma + 1);
+  const base64 = meta.endsWith(';base64');
+  return {
+    contentType: meta.replace(/;base64$/, '').split(';')[0] || 'text/plain',
+    data: base64 ? Buffer.from(payload, 'base64') : Buffer.from(decodeURIComponent(payload)),
+  };
+}
+
+/** One generator per MODEL_SERVERS entry. */
+@Injectable()
+@KilnGenerator()
+export class ModelServerGenerators implements GeneratorFamily {
+  constructor(private readonly config: KilnConfig) {}
+
+  generators(): Generator[] {
+    return Object.entries(this.config.generators.modelServers).map(
+      ([kind, server]) => new ModelServerGenerator(kind, server),
+    );
+  }
+}

@@ -1,0 +1,330 @@
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { JobView } from '../src/jobs/job.dto.js';
+import { CogServer } from './support/cog-server.js';
+import { TestKiln, resetState } from './support/kiln.js';
+
+const MODEL_SCRIPT = join(import.meta.dirname, 'fixtures/commands/model.mjs');
+const scratch = mkdtempSync(join(tmpdir(), 'kiln-models-'));
+
+/** A command generator running the test model script with node, as a team would wrap its own. */
+const command = (extra: Record<string, unknown> = {}) => ({
+  path: process.execPath,
+  args: [MODEL_SCRIPT, '{output}'],
+  contentType: 'text/plain',
+  extension: 'txt',
+  input: {
+    type: 'object',
+    properties: {
+      prompt: { type: 'string', maxLength: 200 },
+      steps: { type: 'integer', minimum: 1, maximum: 100 },
+      stepMs: { type: 'integer', minimum: 0 },
+      fail: { type: 'boolean' },
+      pidFile: { type: 'string' },
+    },
+    required: ['prompt'],
+    additionalProperties: false,
+  },
+  example: { prompt: 'a lighthouse at dusk' },
+  ...extra,
+});
+
+/** Whether a process is gone: no longer listed, or a zombie no one has reaped yet. */
+function gone(pid: number): boolean {
+  const stat = `/proc/${pid}/stat`;
+  if (!existsSync(stat)) return true;
+  try {
+    return readFileSync(stat, 'utf8').split(') ')[1]?.startsWith('Z') ?? true;
+  } catch {
+    return true;
+  }
+}
+
+async function waitUntilGone(pid: number): Promise<void> {
+  for (let tries = 0; !gone(pid); tries++) {
+    if (tries > 200) throw new Error(`process ${pid} is still running`);
+    await sleep(50);
+  }
+}
+
+async function childPid(pidFile: string): Promise<number> {
+  for (let tries = 0; !existsSync(pidFile); tries++) {
+    if (tries > 200) throw new Error(`${pidFile} was never written`);
+    await sleep(25);
+  }
+  return Number(readFileSync(pidFile, 'utf8'));
+}
+
+describe('command generators', () => {
+  let kiln: TestKiln;
+
+  beforeAll(async () => {
+    await resetState();
+    kiln = await TestKiln.start({
+      COMMAND_GENERATORS: JSON.stringify({
+        'echo-model': command(),
+        'slow-model': command(),
+        'gone-model': command({ path: '/nonexistent/model.py' }),
+      }),
+      JOB_TIMEOUT_MS_BY_KIND: 'slow-model=1500',
+      MAX_RETRIES_BY_KIND: 'echo-model=0,slow-model=0',
+      COMMAND_KILL_GRACE_MS: '1000',
+    });
+  });
+  afterAll(() => kiln.close());
+
+  it('runs the script with the input on stdin, its progress reaching the job, its file the result', async () => {
+    const { body } = await kiln.submit('echo-model', {
+      prompt: 'a lighthouse',
+      steps: 8,
+      stepMs: 150,
+    });
+    expect(body.maxAttempts).toBe(1);
+    const midway = await kiln.waitForJob(
+      body.id,
+      (job) => job.step === 'generating' && job.progress > 0 && job.progress < 1,
+    );
+    expect(midway.status).toBe('processing');
+    const done = await kiln.waitForStatus(body.id, 'completed');
+    const result = await kiln.fetch(done.links.result!);
+    expect(result.headers.get('content-type')).toBe('text/plain');
+    expect(await result.text()).toBe(`a lighthouse (${body.id})`);
+  });
+
+  it('fails a job whose script exits non-zero, with the end of its stderr', async () => {
+    const { body } = await kiln.submit('echo-model', { prompt: 'x', steps: 1, fail: true });
+    const failed = await kiln.waitForStatus(body.id, 'failed');
+    expect(failed.error).toContain('exited with code 3');
+    expect(failed.error).toContain('RuntimeError: CUDA out of memory');
+  });
+
+  it('validates the input against the configured schema, and shows it in the catalog', async () => {
+    const refused = await kiln.request<{ errors: { pointer: string }[] }>('POST', '/jobs', {
+      kind: 'echo-model',
+      input: { prompt: 'x', path: '/bin/sh' },
+    });
+    expect(refused.status).toBe(422);
+    expect(refused.body.errors[0]?.pointer).toBe('#/input/path');
+    const { body: catalog } = await kiln.request<{ kind: string; inputSchema: object }[]>(
+      'GET',
+      '/generators',
+    );
+    expect(catalog.find((entry) => entry.kind === 'echo-model')).toMatchObject({
+      resources: 'cpu',
+      inputSchema: { required: ['prompt'] },
+      availability: { available: true },
+    });
+  });
+
+  it('shows a command whose executable is missing unavailable, and refuses its jobs', async () => {
+    const { body } = await kiln.request<
+      { kind: string; availability: { available: boolean; reason?: string } }[]
+    >('GET', '/generators');
+    expect(body.find((entry) => entry.kind === 'gone-model')?.availability).toEqual({
+      available: false,
+      reason: "'/nonexistent/model.py' is not an executable file here",
+      checkedAt: expect.any(String),
+    });
+    expect((await kiln.submit('gone-model', { prompt: 'x' })).status).toBe(503);
+  });
+
+  /** Starts a job whose script hangs with a child of its own; returns the job and that child. */
+  async function hangingJob(kind: string): Promise<{ id: string; pid: number }> {
+    const pidFile = join(scratch, `${kind}.pid`);
+    const { body } = await kiln.submit(kind, { prompt: 'x', steps: 1, stepMs: 60_000, pidFile });
+    return { id: body.id, pid: await childPid(pidFile) };
+  }
+
+  it('kills the whole process group on cancel: no child is left behind', async () => {
+    const { id, pid } = await hangingJob('echo-model');
+    await kiln.waitForJob(id, (job) => job.status === 'processing' && job.progress > 0);
+    expect((await kiln.request('DELETE', `/jobs/${id}`)).status).toBe(202);
+    await kiln.waitForStatus(id, 'cancelled');
+    await waitUntilGone(pid);
+  });
+
+  it('kills the whole process group on timeout', async () => {
+    const { id, pid } = await hangingJob('slow-model');
+    const failed = await kiln.waitForStatus(id, 'failed');
+    expect(failed.error).toBe('Timed out after 1500 ms.');
+    await waitUntilGone(pid);
+  });
+});
+
+describe('model servers', () => {
+  let cog: CogServer;
+  let kiln: TestKiln;
+
+  beforeAll(async () => {
+    await resetState();
+    cog = await CogServer.start();
+    kiln = await TestKiln.start({
+      MODEL_SERVERS: JSON.stringify({
+        'cog-model': { url: cog.url, pollIntervalMs: 50, requestTimeoutMs: 2_000 },
+        'missing-model': { url: 'http://127.0.0.1:9', requestTimeoutMs: 500 },
+        'impatient-model': { url: cog.url, pollIntervalMs: 50, requestTimeoutMs: 200 },
+      }),
+      MAX_RETRIES_BY_KIND: 'cog-model=1,impatient-model=0',
+    });
+  });
+  afterAll(async () => {
+    await kiln.close();
+    await cog.close();
+  });
+
+  it('runs a prediction to the end and stores its output file', async () => {
+    const { body } = await kiln.submit('cog-model', { text: 'hello' });
+    const done = await kiln.waitForStatus(body.id, 'completed');
+    const result = await kiln.fetch(done.links.result!);
+    expect(result.headers.get('content-type')).toBe('text/plain');
+    expect(await result.text()).toBe('spoken: hello.txt');
+  });
+
+  it('decodes a data URI output, and stores any other output as JSON', async () => {
+    const wav = await kiln.submit('cog-model', { text: 'RIFF', mode: 'data-uri' });
+    const json = await kiln.submit('cog-model', { text: 'a cat', mode: 'json' });
+    for (const [job, contentType, body] of [
+      [wav, 'audio/wav', 'RIFF'],
+      [json, 'application/json', '{"caption":"a cat","score":0.9}'],
+    ] as const) {
+      const done = await kiln.waitForStatus(job.body.id, 'completed');
+      const result = await kiln.fetch(done.links.result!);
+      expect(result.headers.get('content-type')).toBe(contentType);
+      expect(await result.text()).toBe(body);
+    }
+  });
+
+  it('fails a job whose prediction fails, with the model error', async () => {
+    const { body } = await kiln.submit('cog-model', { text: 'x', mode: 'fail' });
+    const failed = await kiln.waitForStatus(body.id, 'failed');
+    expect(failed.attempts).toBe(2);
+    expect(failed.error).toBe('The prediction failed: RuntimeError: weights not found');
+  });
+
+  it('fails for good on an input the server refuses, and retries a server error', async () => {
+    const refused = await kiln.submit('cog-model', { mode: 'ok' });
+    const failed = await kiln.waitForStatus(refused.body.id, 'failed');
+    expect(failed.attempts).toBe(1);
+    expect(failed.error).toContain('answered 422: {"detail":"input.text: field required"}');
+
+    cog.failWith = 500;
+    try {
+      const { body } = await kiln.submit('cog-model', { text: 'y' });
+      const broken = await kiln.waitForStatus(body.id, 'failed');
+      expect(broken.attempts).toBe(2);
+      expect(broken.error).toContain('POST /predictions answered 500');
+    } finally {
+      cog.failWith = undefined;
+    }
+  });
+
+  it('fails an attempt when the server stops answering within its request timeout', async () => {
+    const { body } = await kiln.submit('impatient-model', { text: 'x', mode: 'stall' });
+    const failed = await kiln.waitForStatus(body.id, 'failed');
+    expect(failed.error).toMatch(/^GET http:.+\/predictions\/p\d+ got no answer within 200 ms$/);
+  });
+
+  it('cancels the prediction on the server when the job is cancelled', async () => {
+    const { body } = await kiln.submit('cog-model', { text: 'z', mode: 'hang' });
+    await kiln.waitForJob(body.id, (job) => job.status === 'processing' && job.progress > 0);
+    await kiln.request('DELETE', `/jobs/${body.id}`);
+    await kiln.waitForStatus(body.id, 'cancelled');
+    const prediction = [...cog.predictions.values()].find((entry) => entry.input.text === 'z');
+    for (let tries = 0; prediction?.status !== 'canceled' && tries < 100; tries++) await sleep(20);
+    expect(prediction?.status).toBe('canceled');
+  });
+
+  it('shows an unreachable server unavailable and refuses its jobs', async () => {
+    const { body } = await kiln.request<
+      { kind: string; availability: { available: boolean; reason?: string } }[]
+    >('GET', '/generators');
+    expect(body.find((entry) => entry.kind === 'missing-model')?.availability).toMatchObject({
+      available: false,
+      reason: expect.stringContaining('http://127.0.0.1:9 is unreachable') as string,
+    });
+    expect(body.find((entry) => entry.kind === 'cog-model')?.availability.available).toBe(true);
+    const refused = await kiln.submit('missing-model', { text: 'x' });
+    expect(refused.status).toBe(503);
+  });
+});
+
+describe('GPU and CPU pools', () => {
+  let api: TestKiln;
+  let gpuWorker: TestKiln | undefined;
+
+  beforeAll(async () => {
+    await resetState();
+    // This process serves the API and the CPU queue only; GPU work waits for a GPU worker.
+    api = await TestKiln.start({
+      KILN_WORKER_QUEUES: 'cpu',
+      COMMAND_GENERATORS: JSON.stringify({ 'gpu-model': command({ resources: 'gpu' }) }),
+    });
+  });
+  afterAll(async () => {
+    await gpuWorker?.close();
+    await api.close();
+  });
+
+  it('leaves a GPU job to a GPU worker, and CPU-only workers never run it', async () => {
+    const gpuJob = await api.submit('gpu-model', { prompt: 'on the gpu', steps: 1 });
+    expect(gpuJob.status).toBe(202);
+    const cpuJob = await api.submit('test', { tag: 'cpu' });
+    await api.waitForStatus(cpuJob.body.id, 'completed');
+    await sleep(500);
+    const waiting = await api.request('GET', `/jobs/${gpuJob.body.id}`);
+    expect(waiting.body).toMatchObject({ status: 'pending', attempts: 0 });
+
+    gpuWorker = await TestKiln.start({
+      KILN_ROLE: 'worker',
+      KILN_WORKER_QUEUES: 'gpu',
+      // A GPU the fake nvidia-smi reports, as on a GPU node.
+      NVIDIA_SMI_PATH: join(import.meta.dirname, 'fixtures/nvidia-smi/ok/nvidia-smi'),
+      COMMAND_GENERATORS: JSON.stringify({ 'gpu-model': command({ resources: 'gpu' }) }),
+    });
+    const done = await api.waitForStatus(gpuJob.body.id, 'completed');
+    expect(done.attempts).toBe(1);
+  });
+
+  it('runs higher priorities first within a queue', async () => {
+    await gpuWorker?.close();
+    gpuWorker = undefined;
+    const ids: { id: string; priority: number }[] = [];
+    for (const priority of [2, 9, 5]) {
+      const { body } = await api.submit(
+        'gpu-model',
+        { prompt: `p${priority}`, steps: 1, stepMs: 0 },
+        { priority },
+      );
+      ids.push({ id: body.id, priority });
+    }
+    gpuWorker = await TestKiln.start({
+      KILN_ROLE: 'worker',
+      KILN_WORKER_QUEUES: 'gpu',
+      GPU_CONCURRENCY: '1',
+      NVIDIA_SMI_PATH: join(import.meta.dirname, 'fixtures/nvidia-smi/ok/nvidia-smi'),
+      COMMAND_GENERATORS: JSON.stringify({ 'gpu-model': command({ resources: 'gpu' }) }),
+    });
+    const done: JobView[] = [];
+    for (const { id } of ids) done.push(await api.waitForStatus(id, 'completed'));
+    const order = done
+      .sort((a, b) => Date.parse(a.startedAt!) - Date.parse(b.startedAt!))
+      .map((job) => job.priority);
+    expect(order).toEqual([9, 5, 2]);
+  });
+
+  it('refuses GPU work where this process serves the GPU queue without a GPU', async () => {
+    const alone = await TestKiln.start({
+      COMMAND_GENERATORS: JSON.stringify({ 'gpu-model': command({ resources: 'gpu' }) }),
+    });
+    try {
+      const refused = await alone.submit('gpu-model', { prompt: 'x' });
+      expect(refused.status).toBe(503);
+      expect(refused.body).toMatchObject({ kind: 'gpu-model' });
+    } finally {
+      await alone.close();
+    }
+  });
+});

@@ -1,0 +1,108 @@
+import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+
+interface Prediction {
+  id: string;
+  status: 'starting' | 'processing' | 'succeeded' | 'failed' | 'canceled';
+  input: { mode?: 'ok' | 'fail' | 'hang' | 'stall' | 'data-uri' | 'json'; text?: string };
+  output?: unknown;
+  error?: string;
+  logs: string;
+  polls: number;
+}
+
+/**
+ * A small model server that follows Cog's prediction protocol: async predictions that a scripted
+ * `mode` in the input completes (a file URL, a data URI or JSON), fails, leaves running until
+ * cancelled, or stops answering about.
+ */
+export class CogServer {
+  readonly predictions = new Map<string, Prediction>();
+  /** Answer every request with this status instead (a server in trouble). */
+  failWith?: number;
+  private next = 0;
+
+  private constructor(private readonly server: Server) {}
+
+  get url(): string {
+    const address = this.server.address();
+    if (!address || typeof address === 'string') throw new Error('not listening');
+    return `http://127.0.0.1:${address.port}`;
+  }
+
+  static async start(): Promise<CogServer> {
+    const cog: CogServer = new CogServer(
+      createServer((request, response) => void cog.handle(request, response)),
+    );
+    cog.server.listen(0, '127.0.0.1');
+    await once(cog.server, 'listening');
+    return cog;
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    this.server.close();
+    await once(this.server, 'close');
+  }
+
+  private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const send = (status: number, body: unknown, type = 'application/json') => {
+      response.writeHead(status, { 'content-type': type });
+      response.end(typeof body === 'string' ? body : JSON.stringify(body));
+    };
+    let body = '';
+    for await (const chunk of request) body += String(chunk);
+    const url = request.url ?? '/';
+    if (this.failWith) return send(this.failWith, { detail: 'model server is overloaded' });
+    if (request.method === 'GET' && url === '/health-check') return send(200, { status: 'READY' });
+    if (request.method === 'GET' && url.startsWith('/files/'))
+      return send(200, `spoken: ${decodeURIComponent(url.slice(7))}`, 'text/plain');
+    if (request.method === 'POST' && url === '/predictions') {
+      if (request.headers.prefer !== 'respond-async') return send(400, { detail: 'sync only' });
+      const { input } = JSON.parse(body) as { input: Prediction['input'] };
+      if (typeof input.text !== 'string')
+        return send(422, { detail: 'input.text: field required' });
+      const prediction: Prediction = {
+        id: `p${++this.next}`,
+        status: 'starting',
+        input,
+        logs: '',
+        polls: 0,
+      };
+      this.predictions.set(prediction.id, prediction);
+      return send(202, prediction);
+    }
+    const match = /^\/predictions\/([^/]+)(\/cancel)?$/.exec(url);
+    const prediction = match && this.predictions.get(match[1]!);
+    if (!prediction) return send(404, { detail: 'not found' });
+    if (request.method === 'POST' && match[2]) {
+      prediction.status = 'canceled';
+      return send(200, prediction);
+    }
+    // A server that stops answering mid-prediction.
+    if (prediction.input.mode === 'stall') await sleep(1_000);
+    this.advance(prediction);
+    return send(200, prediction);
+  }
+
+  /** Each poll moves a prediction on: starting, then processing with a progress bar, then done. */
+  private advance(prediction: Prediction): void {
+    if (prediction.status !== 'starting' && prediction.status !== 'processing') return;
+    prediction.polls++;
+    prediction.status = 'processing';
+    prediction.logs += `${Math.min(100, prediction.polls * 25)}%|###|\n`;
+    if (prediction.polls < 4 || prediction.input.mode === 'hang') return;
+    if (prediction.input.mode === 'fail') {
+      prediction.status = 'failed';
+      prediction.error = 'RuntimeError: weights not found';
+      return;
+    }
+    prediction.status = 'succeeded';
+    const text = prediction.input.text ?? '';
+    if (prediction.input.mode === 'data-uri')
+      prediction.output = `data:audio/wav;base64,${Buffer.from(text).toString('base64')}`;
+    else if (prediction.input.mode === 'json') prediction.output = { caption: text, score: 0.9 };
+    else prediction.output = `${this.url}/files/${encodeURIComponent(text)}.txt`;
+  }
+}
