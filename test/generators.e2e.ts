@@ -107,12 +107,20 @@ describe('pdf-report', () => {
     expect(second.data.equals(first.data)).toBe(true);
   });
 
-  it('stores the submission time when no generatedAt is given', async () => {
-    const { body } = await kiln.submit('pdf-report', {
-      title: 'Now',
-      sections: [{ heading: 'x' }],
-    });
-    expect(Date.parse(body.input.generatedAt as string)).toBeGreaterThan(Date.now() - 60_000);
+  it('dates a report without generatedAt by its submission, and replays it idempotently', async () => {
+    const undated = { title: 'Now', sections: [{ heading: 'x' }] };
+    const key = { 'idempotency-key': 'undated-report' };
+    const first = await kiln.request('POST', '/jobs', { kind: 'pdf-report', input: undated }, key);
+    expect(first.status).toBe(202);
+    const replay = await kiln.request('POST', '/jobs', { kind: 'pdf-report', input: undated }, key);
+    expect(replay.status).toBe(200);
+    expect(replay.body.id).toBe(first.body.id);
+
+    const job = await kiln.waitForStatus(first.body.id, 'completed');
+    const pdf = Buffer.from(await (await kiln.fetch(job.links.result!)).arrayBuffer());
+    // pdfkit writes the creation date as (D:YYYYMMDDHHmmssZ).
+    const created = job.createdAt.replace(/[-:T]/g, '').slice(0, 14);
+    expect(pdf.toString('latin1')).toContain(`(D:${created}Z)`);
   });
 });
 

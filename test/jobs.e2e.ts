@@ -216,3 +216,11 @@ describe('catalog and documentation', () => {
     expect((await kiln.fetch('/docs')).status).toBe(200);
   });
 });
+
+describe('wiring mistakes', () => {
+  it('refuse to start: a per-kind setting for a kind nobody registered', async () => {
+    await expect(TestKiln.start({ MAX_RETRIES_BY_KIND: 'musik=1' })).rejects.toThrow(
+      /MAX_RETRIES_BY_KIND names unknown kind\(s\) musik; known: .*music/,
+    );
+  });
+});

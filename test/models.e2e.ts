@@ -257,9 +257,9 @@ describe('GPU and CPU pools', () => {
 
   beforeAll(async () => {
     await resetState();
-    // This process serves the API and the CPU queue only; GPU work waits for a GPU worker.
+    // By default a worker that finds no GPU serves the CPU queue only: GPU work waits for a GPU
+    // worker.
     api = await TestKiln.start({
-      KILN_WORKER_QUEUES: 'cpu',
       COMMAND_GENERATORS: JSON.stringify({ 'gpu-model': command({ resources: 'gpu' }) }),
     });
   });
@@ -315,8 +315,34 @@ describe('GPU and CPU pools', () => {
     expect(order).toEqual([9, 5, 2]);
   });
 
-  it('refuses GPU work where this process serves the GPU queue without a GPU', async () => {
+  it('gives each running GPU job a GPU of its own', async () => {
+    await gpuWorker?.close();
+    gpuWorker = await TestKiln.start({
+      KILN_ROLE: 'worker',
+      // Two GPUs, so one job per GPU by default.
+      NVIDIA_SMI_PATH: join(import.meta.dirname, 'fixtures/nvidia-smi/ok/nvidia-smi'),
+      COMMAND_GENERATORS: JSON.stringify({ 'gpu-model': command({ resources: 'gpu' }) }),
+    });
+    const submitted = await Promise.all(
+      ['a', 'b'].map((prompt) => api.submit('gpu-model', { prompt, steps: 4, stepMs: 150 })),
+    );
+    const outputs = [];
+    for (const { body } of submitted) {
+      const job = await api.waitForStatus(body.id, 'completed');
+      outputs.push(await (await api.fetch(job.links.result!)).text());
+    }
+    const gpus = outputs.map((output) => / on (GPU-[\w-]+)$/.exec(output)?.[1]);
+    expect(new Set(gpus)).toEqual(
+      new Set([
+        'GPU-8f1c2a9e-4b7d-4c1e-9a3f-2d5e6b7c8d90',
+        'GPU-3b9e7d21-0c4a-4f5e-8d6b-a1c2e3f4a5b6',
+      ]),
+    );
+  });
+
+  it('refuses GPU work where this process must serve the GPU queue without a GPU', async () => {
     const alone = await TestKiln.start({
+      KILN_WORKER_QUEUES: 'cpu,gpu',
       COMMAND_GENERATORS: JSON.stringify({ 'gpu-model': command({ resources: 'gpu' }) }),
     });
     try {

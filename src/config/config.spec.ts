@@ -29,7 +29,8 @@ describe('loadConfig', () => {
   it('reads per-kind retries as attempts, and the queues a worker serves', () => {
     const config = loadConfig({ MAX_RETRIES_BY_KIND: 'speech=0,upscale=2' });
     expect(config.jobs.maxAttemptsByKind).toEqual({ speech: 1, upscale: 3 });
-    expect(config.worker.queues).toEqual(['cpu', 'gpu']);
+    // Unset, the worker decides at start from what nvidia-smi finds.
+    expect(config.worker.queues).toBeUndefined();
     expect(loadConfig({ KILN_WORKER_QUEUES: 'gpu' }).worker.queues).toEqual(['gpu']);
     expect(() => loadConfig({ KILN_WORKER_QUEUES: 'tpu' })).toThrow(/KILN_WORKER_QUEUES/);
   });

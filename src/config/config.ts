@@ -94,9 +94,10 @@ const envSchema = z.object({
   PROGRESS_INTERVAL_MS: int(0).default(250),
   CPU_CONCURRENCY: int(1, 1024).default(availableParallelism()),
   GPU_CONCURRENCY: int(1, 1024).optional(),
+  // Unset: the CPU queue, and the GPU queue too where nvidia-smi finds a GPU at start.
   KILN_WORKER_QUEUES: list
     .pipe(z.array(z.enum(['cpu', 'gpu'])).min(1, 'expected cpu, gpu or both'))
-    .default(['cpu', 'gpu']),
+    .optional(),
   GENERATOR_CHECK_INTERVAL_MS: int(1000).default(60_000),
   ESPEAK_NG_PATH: z.string().min(1).default('espeak-ng'),
   COMMAND_GENERATORS: commandGenerators.default({}),

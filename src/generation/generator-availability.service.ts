@@ -114,8 +114,11 @@ export class GeneratorAvailability implements OnApplicationBootstrap, OnApplicat
     }
   }
 
-  /** Elsewhere, GPU workers have GPUs of their own that this process cannot see. */
+  /**
+   * Only a worker told to serve the GPU queue needs a GPU of its own: by default a worker serves
+   * it only where it found one, and elsewhere GPU workers have GPUs this process cannot see.
+   */
   private servesGpuQueue(): boolean {
-    return this.config.runsWorker && this.config.worker.queues.includes('gpu');
+    return this.config.runsWorker && (this.config.worker.queues?.includes('gpu') ?? false);
   }
 }

@@ -3,6 +3,7 @@ import { DiscoveryService } from '@nestjs/core';
 import { z } from 'zod';
 import type { FieldError } from '../common/problem.js';
 import { parseWith } from '../common/validation.js';
+import { KilnConfig } from '../config/config.js';
 import { KIND_PATTERN } from '../config/generator-config.js';
 import { type Generator, type GeneratorFamily, KilnGenerator } from './generator.js';
 
@@ -23,7 +24,10 @@ type ParsedInput =
 export class GeneratorRegistry implements OnModuleInit {
   private readonly generators = new Map<string, Generator>();
 
-  constructor(private readonly discovery: DiscoveryService) {}
+  constructor(
+    private readonly discovery: DiscoveryService,
+    private readonly config: KilnConfig,
+  ) {}
 
   /** Refuses to start on a wiring mistake rather than fail jobs later. */
   onModuleInit(): void {
@@ -40,6 +44,22 @@ export class GeneratorRegistry implements OnModuleInit {
       }
     }
     if (this.generators.size === 0) throw new Error('No generator is registered');
+    this.refuseUnknownKinds({
+      JOB_TIMEOUT_MS_BY_KIND: this.config.worker.timeoutMsByKind,
+      MAX_RETRIES_BY_KIND: this.config.jobs.maxAttemptsByKind,
+    });
+  }
+
+  /** A per-kind setting for a kind nobody registered is a typo that would be silently ignored. */
+  private refuseUnknownKinds(settings: Record<string, Record<string, number>>): void {
+    for (const [key, byKind] of Object.entries(settings)) {
+      const unknown = Object.keys(byKind).filter((kind) => !this.generators.has(kind));
+      if (unknown.length > 0) {
+        throw new Error(
+          `${key} names unknown kind(s) ${unknown.join(', ')}; known: ${this.kinds.join(', ')}`,
+        );
+      }
+    }
   }
 
   get kinds(): string[] {

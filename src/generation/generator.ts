@@ -13,6 +13,13 @@ export type GenerationStep = Extract<
 
 export interface GenerationContext {
   readonly jobId: string;
+  /** When the job was submitted: the same on every attempt, unlike the clock. */
+  readonly submittedAt: Date;
+  /**
+   * For GPU kinds on a worker that found GPUs: the UUID (as nvidia-smi prints it) of the GPU this
+   * job should use, e.g. as `CUDA_VISIBLE_DEVICES`.
+   */
+  readonly gpu?: string;
   /** Fires on cancel, timeout or shutdown; `signal.reason` says which. */
   readonly signal: AbortSignal;
   /** Reports the current step and, optionally, the fraction of the whole job done (0..1). */

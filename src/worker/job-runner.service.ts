@@ -11,6 +11,7 @@ import { JobLifecycle } from '../jobs/job-lifecycle.service.js';
 import type { QueuedJob } from '../jobs/job-queue.service.js';
 import type { Job } from '../jobs/job.entity.js';
 import { AbortReason, untilAborted } from './abort-reason.js';
+import { GpuSlots } from './gpu-slots.js';
 import { ProgressReporter } from './progress-reporter.js';
 
 const errorMessage = (error: unknown) => (error instanceof Error ? error.message : String(error));
@@ -27,6 +28,7 @@ export class JobRunner {
     private readonly registry: GeneratorRegistry,
     private readonly artifacts: ArtifactStore,
     private readonly config: KilnConfig,
+    private readonly gpus: GpuSlots,
     events: JobEvents,
   ) {
     events.onCancelRequest((id) => this.abort(id, new AbortReason('cancelled', 'Cancelled.')));
@@ -77,18 +79,22 @@ export class JobRunner {
     );
     const tempDir = join(this.config.storage.tempDir, `${job.id}-${job.attempts}`);
     let tempDirReady: Promise<string> | undefined;
-    const context: GenerationContext = {
-      jobId: job.id,
-      signal: controller.signal,
-      progress: (step, fraction) => progress.report(step, fraction),
-      tempDir: () => (tempDirReady ??= mkdir(tempDir, { recursive: true }).then(() => tempDir)),
-      logger,
-    };
+    let gpu: string | undefined;
     try {
       const generator = this.registry.require(job.kind);
       const input = generator.input.safeParse(job.input);
       if (!input.success)
         throw new NonRetryableError(`Stored input no longer valid: ${input.error.message}`);
+      if (generator.resources === 'gpu') gpu = this.gpus.acquire();
+      const context: GenerationContext = {
+        jobId: job.id,
+        submittedAt: job.createdAt,
+        gpu,
+        signal: controller.signal,
+        progress: (step, fraction) => progress.report(step, fraction),
+        tempDir: () => (tempDirReady ??= mkdir(tempDir, { recursive: true }).then(() => tempDir)),
+        logger,
+      };
       const output = await untilAborted(generator.generate(input.data, context), controller.signal);
       progress.report('saving');
       const artifact = await this.artifacts.store(output);
@@ -100,6 +106,7 @@ export class JobRunner {
       await this.settleFailure(job, queued, token, controller.signal, error, logger);
     } finally {
       clearTimeout(timer);
+      if (gpu) this.gpus.release(gpu);
       if (tempDirReady) await rm(tempDir, { recursive: true, force: true });
     }
   }

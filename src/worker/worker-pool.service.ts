@@ -18,8 +18,8 @@ import { JobRunner } from './job-runner.service.js';
 const HANDBACK_MS = 5_000;
 
 /**
- * The BullMQ workers of this process, one per queue it serves (KILN_WORKER_QUEUES), each with its
- * own concurrency; started at boot and drained at shutdown.
+ * The BullMQ workers of this process, one per queue it serves, each with its own concurrency;
+ * started at boot and drained at shutdown.
  */
 @Injectable()
 export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -36,7 +36,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
 
   async onApplicationBootstrap(): Promise<void> {
     const { worker } = this.config;
-    for (const resources of worker.queues) {
+    for (const resources of await this.queues()) {
       const concurrency = await this.concurrency(resources);
       const started = this.queue.work(resources, (job, token) => this.runner.run(job, token), {
         concurrency,
@@ -49,6 +49,17 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
       this.workers.push(started);
       this.logger.log(`Processing ${started.name} with concurrency ${concurrency}`);
     }
+  }
+
+  /** The configured queues; by default the GPU queue only on a host where nvidia-smi finds GPUs. */
+  private async queues(): Promise<Resources[]> {
+    if (this.config.worker.queues) return this.config.worker.queues;
+    const gpu = await this.gpu.poll();
+    if (gpu.state === 'ok') return ['cpu', 'gpu'];
+    this.logger.log(
+      `Not serving the GPU queue (${gpu.message}); KILN_WORKER_QUEUES=cpu,gpu serves it anyway`,
+    );
+    return ['cpu'];
   }
 
   /** GPU work defaults to one job per GPU, so that two models never share one GPU's memory. */

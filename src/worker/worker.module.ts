@@ -1,5 +1,6 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { GpuModule } from '../health/gpu/gpu.module.js';
+import { GpuSlots } from './gpu-slots.js';
 import { JobRunner } from './job-runner.service.js';
 import { WorkerPool } from './worker-pool.service.js';
 
@@ -7,6 +8,10 @@ import { WorkerPool } from './worker-pool.service.js';
 export class WorkerModule {
   /** `jobs` is the application's own JobsModule, so both share one set of job services. */
   static forRoot(jobs: DynamicModule): DynamicModule {
-    return { module: WorkerModule, imports: [jobs, GpuModule], providers: [JobRunner, WorkerPool] };
+    return {
+      module: WorkerModule,
+      imports: [jobs, GpuModule],
+      providers: [GpuSlots, JobRunner, WorkerPool],
+    };
   }
 }

@@ -49,7 +49,7 @@ export class CommandGenerator extends ConfiguredGenerator {
 
   async generate(
     input: unknown,
-    { jobId, signal, progress, tempDir, logger }: GenerationContext,
+    { jobId, gpu, signal, progress, tempDir, logger }: GenerationContext,
   ): Promise<GeneratedOutput> {
     const { path, args, contentType, extension } = this.command;
     const directory = await tempDir();
@@ -59,7 +59,7 @@ export class CommandGenerator extends ConfiguredGenerator {
       args: args.map((arg) => arg.replaceAll('{output}', output)),
       cwd: directory,
       env: {
-        ...this.environment(),
+        ...this.environment(gpu),
         KILN_OUTPUT_PATH: output,
         KILN_JOB_ID: jobId,
         KILN_TEMP_DIR: directory,
@@ -83,9 +83,16 @@ export class CommandGenerator extends ConfiguredGenerator {
     return { path: output, contentType, extension };
   }
 
-  /** Kiln's environment without its own keys, then the entry's `env`: what the command sees. */
-  private environment(): Record<string, string> {
-    return { ...this.settings.env, ...this.command.env };
+  /**
+   * What the command sees: Kiln's environment without its own keys, the GPU this job was given
+   * (as `CUDA_VISIBLE_DEVICES`), then the entry's `env`, which may pin devices itself.
+   */
+  private environment(gpu?: string): Record<string, string> {
+    return {
+      ...this.settings.env,
+      ...(gpu === undefined ? {} : { CUDA_VISIBLE_DEVICES: gpu }),
+      ...this.command.env,
+    };
   }
 }
 

@@ -44,13 +44,18 @@ export class PdfReportGenerator implements Generator<typeof reportInput> {
 
   async generate(
     input: z.output<typeof reportInput>,
-    { signal, progress }: GenerationContext,
+    { signal, progress, submittedAt }: GenerationContext,
   ): Promise<GeneratedOutput> {
     progress('generating', 0);
-    const { data } = await renderReport(input, {
-      signal,
-      onProgress: (fraction) => progress('generating', fraction * 0.95),
-    });
+    // Not filled in at submission: a replay with the same Idempotency-Key must hash the same.
+    const generatedAt = input.generatedAt ?? submittedAt.toISOString();
+    const { data } = await renderReport(
+      { ...input, generatedAt },
+      {
+        signal,
+        onProgress: (fraction) => progress('generating', fraction * 0.95),
+      },
+    );
     return { data, contentType: 'application/pdf', extension: 'pdf' };
   }
 }

@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { renderReport } from './render-report.js';
-import { type ReportInput, reportInput } from './report-input.js';
+import { type DatedReport, reportInput } from './report-input.js';
 
-const report = (sections: unknown[]): ReportInput =>
-  reportInput.parse({ title: 'Report', generatedAt: '2026-11-01T08:30:00Z', sections });
+const report = (sections: unknown[]): DatedReport => ({
+  ...reportInput.parse({ title: 'Report', sections }),
+  generatedAt: '2026-11-01T08:30:00Z',
+});
 
 const paragraph = 'Kiln renders reports from structured input. '.repeat(12);
 

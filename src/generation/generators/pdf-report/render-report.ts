@@ -1,5 +1,5 @@
 import PDFDocument from 'pdfkit';
-import type { ReportCell, ReportInput } from './report-input.js';
+import type { DatedReport, ReportCell, ReportInput } from './report-input.js';
 
 type Table = NonNullable<ReportInput['sections'][number]['table']>;
 
@@ -25,7 +25,7 @@ export interface RenderOptions {
  * gives the same bytes.
  */
 export function renderReport(
-  report: ReportInput,
+  report: DatedReport,
   { signal, onProgress }: RenderOptions = {},
 ): Promise<{ data: Buffer; pages: number }> {
   const generatedAt = new Date(report.generatedAt);

@@ -53,12 +53,10 @@ export const reportInput = z
     generatedAt: z.iso
       .datetime({ offset: true })
       .optional()
-      // Filled at submission and stored with the job, so every attempt renders the same bytes.
-      .transform((value) => value ?? new Date().toISOString())
       .meta({
         description:
-          'Shown in the footer and as the creation date; the time of submission when absent. ' +
-          'The same input, this included, gives the same bytes.',
+          "Shown in the footer and as the creation date; the job's submission time when absent. " +
+          'The same input with a generatedAt gives the same bytes.',
       }),
     sections: z.array(section).min(1).max(REPORT_LIMITS.sections),
   })
@@ -74,4 +72,6 @@ export const reportInput = z
   });
 
 export type ReportInput = z.output<typeof reportInput>;
+/** A report whose generation time is settled: the input's, else the job's submission time. */
+export type DatedReport = ReportInput & { generatedAt: string };
 export type ReportCell = z.output<typeof cell>;
