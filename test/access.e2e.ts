@@ -162,11 +162,8 @@ describe('API keys', () => {
 
 describe('with auth switched off', () => {
   it('serves requests without a key', async () => {
-    const kiln = await TestKiln.start({ KILN_ROLE: 'api', AUTH_DISABLED: 'true' });
-    try {
+    await TestKiln.using({ KILN_ROLE: 'api', AUTH_DISABLED: 'true' }, async (kiln) => {
       expect((await fetch(`${kiln.url}/api/v1/jobs`)).status).toBe(200);
-    } finally {
-      await kiln.close();
-    }
+    });
   });
 });

@@ -129,8 +129,7 @@ describe('cleanup', () => {
   });
 
   it('does the work in one replica only when two race for it', async () => {
-    const other = await TestKiln.start({ KILN_ROLE: 'api' });
-    try {
+    await TestKiln.using({ KILN_ROLE: 'api' }, async (other) => {
       for (let i = 0; i < 3; i++) await seedJob('completed', '8 days');
       const reports = await Promise.all([runCleanup(kiln), runCleanup(other)]);
       expect(reports.reduce((sum, report) => sum + report.removed.jobs, 0)).toBe(3);
@@ -147,9 +146,7 @@ describe('cleanup', () => {
       expect(skipped?.removed.jobs).toBe(0);
       expect(await sql(`SELECT id FROM jobs`)).toHaveLength(1);
       expect((await runCleanup(kiln)).removed.jobs).toBe(1);
-    } finally {
-      await other.close();
-    }
+    });
   });
 });
 

@@ -123,8 +123,7 @@ describe('with CORS_ORIGINS set', () => {
 
 describe('CORS_ORIGINS', () => {
   it('empty: no CORS at all', async () => {
-    const kiln = await TestKiln.start({ KILN_ROLE: 'api' });
-    try {
+    await TestKiln.using({ KILN_ROLE: 'api' }, async (kiln) => {
       const response = await preflight(kiln, ORIGIN);
       expect(
         [...response.headers.keys()].filter((name) => name.startsWith('access-control-')),
@@ -133,20 +132,15 @@ describe('CORS_ORIGINS', () => {
       expect(get.headers.has('access-control-allow-origin')).toBe(false);
       // Without CORS, responses stay same-origin resources.
       expect(header(get, 'cross-origin-resource-policy')).toBe('same-origin');
-    } finally {
-      await kiln.close();
-    }
+    });
   });
 
   it("'*': any origin", async () => {
-    const kiln = await TestKiln.start({ KILN_ROLE: 'api', CORS_ORIGINS: '*' });
-    try {
+    await TestKiln.using({ KILN_ROLE: 'api', CORS_ORIGINS: '*' }, async (kiln) => {
       const response = await preflight(kiln, 'https://anywhere.example');
       expect(header(response, 'access-control-allow-origin')).toBe('*');
       expect(list(header(response, 'access-control-expose-headers'))).toContain('ratelimit');
-    } finally {
-      await kiln.close();
-    }
+    });
   });
 });
 

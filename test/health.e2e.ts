@@ -150,28 +150,25 @@ describe('health with too little free disk', () => {
   });
 
   it('trips on the absolute floor alone', async () => {
-    const floor = await TestKiln.start({ KILN_ROLE: 'api', DISK_MIN_FREE_MB: '1000000000' });
-    try {
+    await TestKiln.using({ KILN_ROLE: 'api', DISK_MIN_FREE_MB: '1000000000' }, async (floor) => {
       expect((await floor.fetch('/health/ready')).status).toBe(503);
-    } finally {
-      await floor.close();
-    }
+    });
   });
 });
 
 describe('GPU health from nvidia-smi', () => {
   it('is healthy with working GPUs and exports their memory and utilisation', async () => {
-    const kiln = await TestKiln.start({ KILN_ROLE: 'api', NVIDIA_SMI_PATH: fakeNvidiaSmi('ok') });
-    try {
-      const report = await untilGpuPolled(kiln);
-      expect(report.checks.gpu).toMatchObject({ status: 'healthy', details: { state: 'ok' } });
-      expect(report.checks.gpu?.details?.gpus).toHaveLength(2);
-      const metrics = await (await kiln.fetch('/metrics')).text();
-      expect(metrics).toMatch(/^kiln_gpu_memory_used_bytes\{gpu="0"\} 1293942784$/m);
-      expect(metrics).toMatch(/^kiln_gpu_utilization_ratio\{gpu="0"\} 0\.17$/m);
-    } finally {
-      await kiln.close();
-    }
+    await TestKiln.using(
+      { KILN_ROLE: 'api', NVIDIA_SMI_PATH: fakeNvidiaSmi('ok') },
+      async (kiln) => {
+        const report = await untilGpuPolled(kiln);
+        expect(report.checks.gpu).toMatchObject({ status: 'healthy', details: { state: 'ok' } });
+        expect(report.checks.gpu?.details?.gpus).toHaveLength(2);
+        const metrics = await (await kiln.fetch('/metrics')).text();
+        expect(metrics).toMatch(/^kiln_gpu_memory_used_bytes\{gpu="0"\} 1293942784$/m);
+        expect(metrics).toMatch(/^kiln_gpu_utilization_ratio\{gpu="0"\} 0\.17$/m);
+      },
+    );
   });
 
   it.each([
@@ -179,46 +176,43 @@ describe('GPU health from nvidia-smi', () => {
     ['failing', 'failed'],
     ['garbage', 'unparseable'],
   ])('is unhealthy when nvidia-smi reports %s', async (fixture, state) => {
-    const kiln = await TestKiln.start({
-      KILN_ROLE: 'api',
-      NVIDIA_SMI_PATH: fakeNvidiaSmi(fixture),
-    });
-    try {
-      const report = await untilGpuPolled(kiln);
-      expect(report.status).toBe('unhealthy');
-      expect(report.checks.gpu).toMatchObject({ status: 'unhealthy', details: { state } });
-    } finally {
-      await kiln.close();
-    }
+    await TestKiln.using(
+      {
+        KILN_ROLE: 'api',
+        NVIDIA_SMI_PATH: fakeNvidiaSmi(fixture),
+      },
+      async (kiln) => {
+        const report = await untilGpuPolled(kiln);
+        expect(report.status).toBe('unhealthy');
+        expect(report.checks.gpu).toMatchObject({ status: 'unhealthy', details: { state } });
+      },
+    );
   });
 
   it('is unhealthy when nvidia-smi hangs past its timeout', async () => {
-    const kiln = await TestKiln.start({
-      KILN_ROLE: 'api',
-      NVIDIA_SMI_PATH: fakeNvidiaSmi('hang'),
-      GPU_POLL_TIMEOUT_MS: '300',
-    });
-    try {
-      const report = await untilGpuPolled(kiln);
-      expect(report.checks.gpu).toMatchObject({
-        status: 'unhealthy',
-        details: { state: 'timeout' },
-      });
-    } finally {
-      await kiln.close();
-    }
+    await TestKiln.using(
+      {
+        KILN_ROLE: 'api',
+        NVIDIA_SMI_PATH: fakeNvidiaSmi('hang'),
+        GPU_POLL_TIMEOUT_MS: '300',
+      },
+      async (kiln) => {
+        const report = await untilGpuPolled(kiln);
+        expect(report.checks.gpu).toMatchObject({
+          status: 'unhealthy',
+          details: { state: 'timeout' },
+        });
+      },
+    );
   });
 
   it('keeps a process that requires a GPU out of service when there is none', async () => {
-    const kiln = await TestKiln.start({ KILN_ROLE: 'api', GPU_REQUIRED: 'true' });
-    try {
+    await TestKiln.using({ KILN_ROLE: 'api', GPU_REQUIRED: 'true' }, async (kiln) => {
       await untilGpuPolled(kiln);
       const ready = await get<Probe>(kiln, '/health/ready');
       expect(ready.status).toBe(503);
       expect(ready.body.details.gpu?.status).toBe('down');
-    } finally {
-      await kiln.close();
-    }
+    });
   });
 });
 

@@ -87,39 +87,32 @@ describe('rate limits', () => {
   });
 
   it('holds one limit across two API instances on one Redis', async () => {
-    const other = await TestKiln.start(LIMITED);
-    try {
+    await TestKiln.using(LIMITED, async (other) => {
       const statuses = [];
       for (let i = 0; i < 6; i++)
         statuses.push((await submitAs(i % 2 ? other : kiln, alice)).status);
       expect(statuses.filter((status) => status === 202)).toHaveLength(3);
       expect(statuses.filter((status) => status === 429)).toHaveLength(3);
-    } finally {
-      await other.close();
-    }
+    });
   });
 });
 
 describe('the general limit', () => {
   it('limits every API route per minute but never the probes', async () => {
     await resetState();
-    const kiln = await TestKiln.start({ ...LIMITED, RATE_LIMIT_PER_MINUTE: '5' });
-    try {
+    await TestKiln.using({ ...LIMITED, RATE_LIMIT_PER_MINUTE: '5' }, async (kiln) => {
       const statuses = [];
       for (let i = 0; i < 6; i++) statuses.push((await kiln.request('GET', '/queue/stats')).status);
       expect(statuses).toEqual([200, 200, 200, 200, 200, 429]);
       for (let i = 0; i < 10; i++) expect((await kiln.fetch('/health/live')).status).toBe(200);
-    } finally {
-      await kiln.close();
-    }
+    });
   });
 });
 
 describe('the burst limit', () => {
   it('refuses a quick run of requests past the per-second limit', async () => {
     await resetState();
-    const kiln = await TestKiln.start({ ...LIMITED, RATE_LIMIT_BURST_PER_SECOND: '2' });
-    try {
+    await TestKiln.using({ ...LIMITED, RATE_LIMIT_BURST_PER_SECOND: '2' }, async (kiln) => {
       // The window opens with the first request: three local requests fit well inside it.
       const responses = await Promise.all(
         Array.from({ length: 3 }, () => kiln.request('GET', '/queue/stats')),
@@ -127,9 +120,7 @@ describe('the burst limit', () => {
       expect(responses.map((response) => response.status).sort()).toEqual([200, 200, 429]);
       const refused = responses.find((response) => response.status === 429);
       expect(refused?.headers.get('ratelimit-policy')).toContain('"burst";q=2;w=1');
-    } finally {
-      await kiln.close();
-    }
+    });
   });
 });
 
@@ -162,16 +153,16 @@ describe('the whitelist', () => {
 describe('callers without a key', () => {
   it('are told apart by IP, taken from X-Forwarded-For only behind a trusted proxy', async () => {
     await resetState();
-    const kiln = await TestKiln.start({ ...LIMITED, AUTH_DISABLED: 'true', TRUST_PROXY: 'true' });
-    try {
-      const submitFrom = async (ip: string) =>
-        (await kiln.request('POST', '/jobs', job, { 'x-forwarded-for': ip })).status;
-      const first = [];
-      for (let i = 0; i < 4; i++) first.push(await submitFrom('203.0.113.7'));
-      expect(first).toEqual([202, 202, 202, 429]);
-      expect(await submitFrom('203.0.113.8')).toBe(202);
-    } finally {
-      await kiln.close();
-    }
+    await TestKiln.using(
+      { ...LIMITED, AUTH_DISABLED: 'true', TRUST_PROXY: 'true' },
+      async (kiln) => {
+        const submitFrom = async (ip: string) =>
+          (await kiln.request('POST', '/jobs', job, { 'x-forwarded-for': ip })).status;
+        const first = [];
+        for (let i = 0; i < 4; i++) first.push(await submitFrom('203.0.113.7'));
+        expect(first).toEqual([202, 202, 202, 429]);
+        expect(await submitFrom('203.0.113.8')).toBe(202);
+      },
+    );
   });
 });

@@ -33,12 +33,10 @@ describe('the reconciler', () => {
     expect([...(await queue.states(jobs)).values()]).not.toContain('unknown');
     expect(await api.app.get(JobReconciler).reconcile()).toEqual({ enqueued: 0, failed: 0 });
 
-    const worker = await TestKiln.start({ KILN_ROLE: 'worker' });
-    try {
+    // A worker of its own drains them.
+    await TestKiln.using({ KILN_ROLE: 'worker' }, async () => {
       for (const job of jobs) await api.waitForStatus(job.id, 'completed');
-    } finally {
-      await worker.close();
-    }
+    });
   });
 });
 
@@ -78,14 +76,12 @@ describe('a worker killed mid-job', () => {
     child.kill('SIGKILL');
     await once(child, 'exit');
 
-    const rescuer = await TestKiln.start({ KILN_ROLE: 'worker' });
-    try {
+    // Another worker picks the stalled job up.
+    await TestKiln.using({ KILN_ROLE: 'worker' }, async () => {
       const done = await api.waitForStatus(body.id, 'completed', 30_000);
       expect(done.attempts).toBe(2);
       const wav = Buffer.from(await (await api.fetch(done.links.result!)).arrayBuffer());
       expect(parseWavHeader(wav).durationSeconds).toBeCloseTo(300, 3);
-    } finally {
-      await rescuer.close();
-    }
+    });
   });
 });

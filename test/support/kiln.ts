@@ -58,6 +58,19 @@ export class TestKiln {
     return new TestKiln(app, config, await app.getUrl());
   }
 
+  /** Runs `test` against an app of its own, closed however the test ends. */
+  static async using<T>(
+    env: Record<string, string>,
+    test: (kiln: TestKiln) => Promise<T>,
+  ): Promise<T> {
+    const kiln = await TestKiln.start(env);
+    try {
+      return await test(kiln);
+    } finally {
+      await kiln.close();
+    }
+  }
+
   /** Sends the admin key unless `init.headers` has an `authorization` of its own. */
   fetch(path: string, init: RequestInit = {}): Promise<globalThis.Response> {
     const headers = new Headers(init.headers);
