@@ -24,6 +24,9 @@ const command = (extra: Record<string, unknown> = {}) => ({
       stepMs: { type: 'integer', minimum: 0 },
       fail: { type: 'boolean' },
       pidFile: { type: 'string' },
+      onTerm: { enum: ['linger', 'ignore'] },
+      lingerMs: { type: 'integer', minimum: 0 },
+      termFile: { type: 'string' },
     },
     required: ['prompt'],
     additionalProperties: false,
@@ -71,7 +74,7 @@ describe('command generators', () => {
       }),
       JOB_TIMEOUT_MS_BY_KIND: 'slow-model=1500',
       MAX_RETRIES_BY_KIND: 'echo-model=0,slow-model=0',
-      COMMAND_KILL_GRACE_MS: '1000',
+      COMMAND_KILL_GRACE_MS: '3000',
     });
   });
   afterAll(() => kiln.close());
@@ -144,6 +147,48 @@ describe('command generators', () => {
     expect((await kiln.request('DELETE', `/jobs/${id}`)).status).toBe(202);
     await kiln.waitForStatus(id, 'cancelled');
     await waitUntilGone(pid);
+  });
+
+  /** Cancels a job whose script handles SIGTERM as `onTerm` says, once it received it; its pid. */
+  async function cancelOnTerm(id: string, termFile: string): Promise<number> {
+    await kiln.waitForJob(id, (job) => job.status === 'processing' && job.progress > 0);
+    expect((await kiln.request('DELETE', `/jobs/${id}`)).status).toBe(202);
+    const pid = await childPid(termFile);
+    // The slot is not free while the script runs: the job is unsettled, its temp dir in place.
+    expect((await kiln.request('GET', `/jobs/${id}`)).body.status).toBe('processing');
+    expect(existsSync(join(kiln.config.storage.tempDir, `${id}-1`))).toBe(true);
+    return pid;
+  }
+
+  it('settles a cancelled job only once its script has finished exiting', async () => {
+    const termFile = join(scratch, 'linger.pid');
+    const { body } = await kiln.submit('echo-model', {
+      prompt: 'x',
+      steps: 1,
+      stepMs: 60_000,
+      onTerm: 'linger',
+      lingerMs: 1_000,
+      termFile,
+    });
+    const pid = await cancelOnTerm(body.id, termFile);
+    await kiln.waitForStatus(body.id, 'cancelled');
+    expect(gone(pid)).toBe(true);
+  });
+
+  it('kills a script that ignores SIGTERM after COMMAND_KILL_GRACE_MS, then settles its job', async () => {
+    const termFile = join(scratch, 'ignore.pid');
+    const { body } = await kiln.submit('echo-model', {
+      prompt: 'x',
+      steps: 1,
+      stepMs: 60_000,
+      onTerm: 'ignore',
+      termFile,
+    });
+    const pid = await cancelOnTerm(body.id, termFile);
+    const termAt = Date.now();
+    await kiln.waitForStatus(body.id, 'cancelled');
+    expect(gone(pid)).toBe(true);
+    expect(Date.now() - termAt).toBeGreaterThan(1_500);
   });
 
   it('kills the whole process group on timeout', async () => {

@@ -101,6 +101,7 @@ const envSchema = z.object({
   ESPEAK_NG_PATH: z.string().min(1).default('espeak-ng'),
   COMMAND_GENERATORS: commandGenerators.default({}),
   COMMAND_KILL_GRACE_MS: int(0).default(5_000),
+  JOB_ABORT_SETTLE_MS: int(0).optional(),
   MODEL_SERVERS: modelServers.default({}),
   JOB_LOCK_MS: int(1000).default(30_000),
   STALLED_CHECK_INTERVAL_MS: int(100).default(30_000),
@@ -172,6 +173,8 @@ function toConfig(env: z.output<typeof envSchema>, inherited: Record<string, str
       stalledCheckIntervalMs: env.STALLED_CHECK_INTERVAL_MS,
       maxStalledCount: env.MAX_STALLED_COUNT,
       shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
+      /** How long an aborted attempt may take to end (a command its SIGTERM grace) before it is settled. */
+      abortSettleMs: env.JOB_ABORT_SETTLE_MS ?? env.COMMAND_KILL_GRACE_MS + 5_000,
     },
     generators: {
       checkIntervalMs: env.GENERATOR_CHECK_INTERVAL_MS,

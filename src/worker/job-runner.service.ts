@@ -89,7 +89,11 @@ export class JobRunner {
       const input = generator.input.safeParse(job.input);
       if (!input.success)
         throw new NonRetryableError(`Stored input no longer valid: ${input.error.message}`);
-      const output = await untilAborted(generator.generate(input.data, context), controller.signal);
+      const output = await untilAborted(
+        generator.generate(input.data, context),
+        controller.signal,
+        this.config.worker.abortSettleMs,
+      );
       progress.report('saving');
       const artifact = await this.artifacts.store(output);
       await progress.close();
