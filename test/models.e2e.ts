@@ -1,6 +1,6 @@
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobView } from '../src/jobs/job.dto.js';
@@ -71,9 +71,11 @@ describe('command generators', () => {
         'echo-model': command(),
         'slow-model': command(),
         'gone-model': command({ path: '/nonexistent/model.py' }),
+        // Relative to Kiln's working directory, not to the job's temp dir the command runs in.
+        'relative-model': command({ path: relative(process.cwd(), process.execPath) }),
       }),
       JOB_TIMEOUT_MS_BY_KIND: 'slow-model=1500',
-      MAX_RETRIES_BY_KIND: 'echo-model=0,slow-model=0',
+      MAX_RETRIES_BY_KIND: 'echo-model=0,slow-model=0,relative-model=0',
       COMMAND_KILL_GRACE_MS: '3000',
     });
   });
@@ -132,6 +134,12 @@ describe('command generators', () => {
       checkedAt: expect.any(String),
     });
     expect((await kiln.submit('gone-model', { prompt: 'x' })).status).toBe(503);
+  });
+
+  it("runs a command configured by a path relative to Kiln's working directory", async () => {
+    expect(relative(process.cwd(), process.execPath)).toContain('/');
+    const { body } = await kiln.submit('relative-model', { prompt: 'here', steps: 1 });
+    await kiln.waitForStatus(body.id, 'completed');
   });
 
   /** Starts a job whose script hangs with a child of its own; returns the job and that child. */

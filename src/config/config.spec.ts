@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ConfigError, ENV_KEYS, loadConfig } from './config.js';
 
 describe('loadConfig', () => {
@@ -48,6 +49,16 @@ describe('loadConfig', () => {
       extension: 'bin',
     });
     expect(config.generators.commands.upscale?.input?.safeParse({ any: 1 }).success).toBe(true);
+    const paths = loadConfig({
+      COMMAND_GENERATORS: JSON.stringify({
+        relative: { path: 'models/upscale.py' },
+        dotted: { path: './upscale.py' },
+        bare: { path: 'python3' },
+      }),
+    }).generators.commands;
+    expect(paths.relative?.path).toBe(join(process.cwd(), 'models/upscale.py'));
+    expect(paths.dotted?.path).toBe(join(process.cwd(), 'upscale.py'));
+    expect(paths.bare?.path).toBe('python3');
     expect(config.generators.modelServers.caption).toMatchObject({
       url: 'http://models:5000',
       resources: 'cpu',
