@@ -27,6 +27,7 @@ const command = (extra: Record<string, unknown> = {}) => ({
       onTerm: { enum: ['linger', 'ignore'] },
       lingerMs: { type: 'integer', minimum: 0 },
       termFile: { type: 'string' },
+      env: { type: 'boolean' },
     },
     required: ['prompt'],
     additionalProperties: false,
@@ -77,6 +78,11 @@ describe('command generators', () => {
       JOB_TIMEOUT_MS_BY_KIND: 'slow-model=1500',
       MAX_RETRIES_BY_KIND: 'echo-model=0,slow-model=0,relative-model=0',
       COMMAND_KILL_GRACE_MS: '3000',
+      // Kiln's environment: what a command may see, and secrets it must not.
+      LANG: 'C.UTF-8',
+      CUDA_VISIBLE_DEVICES: '',
+      AWS_SECRET_ACCESS_KEY: 'aws-secret',
+      PGPASSWORD: 'pg-secret',
     });
   });
   afterAll(() => kiln.close());
@@ -97,6 +103,16 @@ describe('command generators', () => {
     const result = await kiln.fetch(done.links.result!);
     expect(result.headers.get('content-type')).toBe('text/plain');
     expect(await result.text()).toBe(`a lighthouse (${body.id})`);
+  });
+
+  it("passes the script only the allowed part of Kiln's environment, empty values kept", async () => {
+    const { body } = await kiln.submit('echo-model', { prompt: 'x', steps: 1, env: true });
+    const done = await kiln.waitForStatus(body.id, 'completed');
+    const env = (await (await kiln.fetch(done.links.result!)).json()) as Record<string, string>;
+    expect(env).toMatchObject({ LANG: 'C.UTF-8', CUDA_VISIBLE_DEVICES: '', KILN_JOB_ID: body.id });
+    expect(Object.keys(env)).not.toContain('AWS_SECRET_ACCESS_KEY');
+    expect(Object.keys(env)).not.toContain('PGPASSWORD');
+    expect(Object.keys(env)).not.toContain('DATABASE_URL');
   });
 
   it('fails a job whose script exits non-zero, with the end of its stderr', async () => {

@@ -75,14 +75,24 @@ describe('loadConfig', () => {
     );
   });
 
-  it("passes the environment on to commands, without Kiln's own keys", () => {
+  it('passes commands only the allowed part of the environment, empty values included', () => {
     const config = loadConfig({
       PATH: '/usr/bin',
-      CUDA_VISIBLE_DEVICES: '0',
+      LC_ALL: 'C.UTF-8',
+      CUDA_VISIBLE_DEVICES: '',
+      NVIDIA_DRIVER_CAPABILITIES: 'compute',
+      NVIDIA_SMI_PATH: '/usr/bin/nvidia-smi',
       DATABASE_URL: 'postgres://kiln:secret@db/kiln',
       KILN_ADMIN_API_KEY: 'kiln_0123456789abcdefghijklmn',
+      AWS_SECRET_ACCESS_KEY: 'secret',
+      PGPASSWORD: 'secret',
     });
-    expect(config.generators.commandEnv).toEqual({ PATH: '/usr/bin', CUDA_VISIBLE_DEVICES: '0' });
+    expect(config.generators.commandEnv).toEqual({
+      PATH: '/usr/bin',
+      LC_ALL: 'C.UTF-8',
+      CUDA_VISIBLE_DEVICES: '',
+      NVIDIA_DRIVER_CAPABILITIES: 'compute',
+    });
   });
 
   it('reads durations with or without a unit, and cleanup defaults', () => {

@@ -181,7 +181,7 @@ function toConfig(env: z.output<typeof envSchema>, inherited: Record<string, str
       espeakNgPath: env.ESPEAK_NG_PATH,
       commands: env.COMMAND_GENERATORS,
       commandKillGraceMs: env.COMMAND_KILL_GRACE_MS,
-      /** What commands inherit: this process's environment without Kiln's own keys (secrets). */
+      /** What commands inherit from this process's environment: the allowed keys only. */
       commandEnv: inherited,
       modelServers: env.MODEL_SERVERS,
     },
@@ -245,6 +245,29 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * The variables a command inherits: what a program needs to run (search path, user, locale, time
+ * zone, temp dir, shared libraries) and the GPU's. Anything else, secrets above all (cloud keys,
+ * PGPASSWORD, whatever `.env` holds), reaches it only through its entry's `env`.
+ */
+const COMMAND_ENV_KEYS = new Set([
+  'PATH',
+  'HOME',
+  'USER',
+  'LOGNAME',
+  'SHELL',
+  'LANG',
+  'LANGUAGE',
+  'TZ',
+  'TMPDIR',
+  'LD_LIBRARY_PATH',
+]);
+const COMMAND_ENV_PREFIXES = ['LC_', 'CUDA_', 'NVIDIA_'];
+
+const passedToCommands = (key: string) =>
+  !ENV_KEYS.includes(key) &&
+  (COMMAND_ENV_KEYS.has(key) || COMMAND_ENV_PREFIXES.some((prefix) => key.startsWith(prefix)));
+
 /** The process environment, with a `.env` file in the working directory beneath it. */
 export function processEnv(): NodeJS.ProcessEnv {
   if (existsSync('.env')) process.loadEnvFile('.env');
@@ -260,8 +283,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`),
     );
   }
-  const inherited = Object.entries(present).filter(
-    (entry): entry is [string, string] => entry[1] !== undefined && !ENV_KEYS.includes(entry[0]),
+  // Empty values are kept: an empty CUDA_VISIBLE_DEVICES hides every GPU.
+  const inherited = Object.entries(env).filter(
+    (entry): entry is [string, string] => entry[1] !== undefined && passedToCommands(entry[0]),
   );
   return toConfig(parsed.data, Object.fromEntries(inherited));
 }

@@ -56,7 +56,7 @@ const commandEntry = z.strictObject({
     .transform((path) => (path.includes('/') ? resolve(path) : path)),
   /** Its arguments; `{output}` is replaced by the path it must write its result to. */
   args: z.array(z.string()).default([]),
-  /** Variables added to the environment it inherits (Kiln's own keys are never passed on). */
+  /** Variables added to the few it inherits (PATH, HOME, locale, CUDA_* and the like). */
   env: z.record(z.string(), z.string()).default({}),
   contentType: z.string().min(1).default('application/octet-stream'),
   extension: z

@@ -83,7 +83,7 @@ export class CommandGenerator extends ConfiguredGenerator {
     return { path: output, contentType, extension };
   }
 
-  /** Kiln's environment without its own keys, then the entry's `env`: what the command sees. */
+  /** The allowed part of Kiln's environment, then the entry's `env`: what the command sees. */
   private environment(): Record<string, string> {
     return { ...this.settings.env, ...this.command.env };
   }
