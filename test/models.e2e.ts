@@ -173,44 +173,39 @@ describe('command generators', () => {
     await waitUntilGone(pid);
   });
 
-  /** Cancels a job whose script handles SIGTERM as `onTerm` says, once it received it; its pid. */
-  async function cancelOnTerm(id: string, termFile: string): Promise<number> {
-    await kiln.waitForJob(id, (job) => job.status === 'processing' && job.progress > 0);
-    expect((await kiln.request('DELETE', `/jobs/${id}`)).status).toBe(202);
-    const pid = await childPid(termFile);
-    // The slot is not free while the script runs: the job is unsettled, its temp dir in place.
-    expect((await kiln.request('GET', `/jobs/${id}`)).body.status).toBe('processing');
-    expect(existsSync(join(kiln.config.storage.tempDir, `${id}-1`))).toBe(true);
-    return pid;
-  }
-
-  it('settles a cancelled job only once its script has finished exiting', async () => {
-    const termFile = join(scratch, 'linger.pid');
+  /**
+   * Cancels a hanging job whose script handles SIGTERM as `onTerm` says (`linger` exits a second
+   * later), and checks the job is not settled once the script has it; returns the job and its pid.
+   */
+  async function cancelOnTerm(onTerm: 'linger' | 'ignore'): Promise<{ id: string; pid: number }> {
+    const termFile = join(scratch, `${onTerm}.pid`);
     const { body } = await kiln.submit('echo-model', {
       prompt: 'x',
       steps: 1,
       stepMs: 60_000,
-      onTerm: 'linger',
+      onTerm,
       lingerMs: 1_000,
       termFile,
     });
-    const pid = await cancelOnTerm(body.id, termFile);
-    await kiln.waitForStatus(body.id, 'cancelled');
+    await kiln.waitForJob(body.id, (job) => job.status === 'processing' && job.progress > 0);
+    expect((await kiln.request('DELETE', `/jobs/${body.id}`)).status).toBe(202);
+    const pid = await childPid(termFile);
+    // The slot is not free while the script runs: the job is unsettled, its temp dir in place.
+    expect((await kiln.request('GET', `/jobs/${body.id}`)).body.status).toBe('processing');
+    expect(existsSync(join(kiln.config.storage.tempDir, `${body.id}-1`))).toBe(true);
+    return { id: body.id, pid };
+  }
+
+  it('settles a cancelled job only once its script has finished exiting', async () => {
+    const { id, pid } = await cancelOnTerm('linger');
+    await kiln.waitForStatus(id, 'cancelled');
     expect(gone(pid)).toBe(true);
   });
 
   it('kills a script that ignores SIGTERM after COMMAND_KILL_GRACE_MS, then settles its job', async () => {
-    const termFile = join(scratch, 'ignore.pid');
-    const { body } = await kiln.submit('echo-model', {
-      prompt: 'x',
-      steps: 1,
-      stepMs: 60_000,
-      onTerm: 'ignore',
-      termFile,
-    });
-    const pid = await cancelOnTerm(body.id, termFile);
+    const { id, pid } = await cancelOnTerm('ignore');
     const termAt = Date.now();
-    await kiln.waitForStatus(body.id, 'cancelled');
+    await kiln.waitForStatus(id, 'cancelled');
     expect(gone(pid)).toBe(true);
     expect(Date.now() - termAt).toBeGreaterThan(1_500);
   });
