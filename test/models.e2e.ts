@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobView } from '../src/jobs/job.dto.js';
 import { CogServer } from './support/cog-server.js';
-import { TestKiln, resetState } from './support/kiln.js';
+import { TestKiln, resetState, sql } from './support/kiln.js';
 
 const MODEL_SCRIPT = join(import.meta.dirname, 'fixtures/commands/model.mjs');
 const scratch = mkdtempSync(join(tmpdir(), 'kiln-models-'));
@@ -215,6 +215,31 @@ describe('command generators', () => {
     const failed = await kiln.waitForStatus(id, 'failed');
     expect(failed.error).toBe('Timed out after 1500 ms.');
     await waitUntilGone(pid);
+  });
+});
+
+describe('a command running at shutdown', () => {
+  beforeAll(resetState);
+
+  it('is killed, past its SIGTERM grace, before the worker hands its job back and stops', async () => {
+    const kiln = await TestKiln.start({
+      COMMAND_GENERATORS: JSON.stringify({ 'echo-model': command() }),
+      SHUTDOWN_GRACE_MS: '200',
+      COMMAND_KILL_GRACE_MS: '1000',
+    });
+    const termFile = join(scratch, 'shutdown.pid');
+    const { body } = await kiln.submit('echo-model', {
+      prompt: 'x',
+      steps: 1,
+      stepMs: 60_000,
+      onTerm: 'ignore',
+      termFile,
+    });
+    await kiln.waitForJob(body.id, (job) => job.status === 'processing' && job.progress > 0);
+    await kiln.close();
+    expect(gone(await childPid(termFile))).toBe(true);
+    const [row] = await sql<{ status: string }>('SELECT status FROM jobs WHERE id = $1', [body.id]);
+    expect(row?.status).toBe('pending');
   });
 });
 
