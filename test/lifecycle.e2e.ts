@@ -78,6 +78,7 @@ describe('retries and timeouts', () => {
       MAX_RETRIES: '2',
       RETRY_DELAY_MS: '200',
       JOB_TIMEOUT_MS_BY_KIND: 'test=300',
+      JOB_ABORT_SETTLE_MS: '200',
     });
   });
   afterAll(() => kiln.close());

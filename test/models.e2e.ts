@@ -1,11 +1,11 @@
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobView } from '../src/jobs/job.dto.js';
 import { CogServer } from './support/cog-server.js';
-import { TestKiln, resetState } from './support/kiln.js';
+import { TestKiln, resetState, sql } from './support/kiln.js';
 
 const MODEL_SCRIPT = join(import.meta.dirname, 'fixtures/commands/model.mjs');
 const scratch = mkdtempSync(join(tmpdir(), 'kiln-models-'));
@@ -24,6 +24,10 @@ const command = (extra: Record<string, unknown> = {}) => ({
       stepMs: { type: 'integer', minimum: 0 },
       fail: { type: 'boolean' },
       pidFile: { type: 'string' },
+      onTerm: { enum: ['linger', 'ignore'] },
+      lingerMs: { type: 'integer', minimum: 0 },
+      termFile: { type: 'string' },
+      env: { type: 'boolean' },
     },
     required: ['prompt'],
     additionalProperties: false,
@@ -68,10 +72,17 @@ describe('command generators', () => {
         'echo-model': command(),
         'slow-model': command(),
         'gone-model': command({ path: '/nonexistent/model.py' }),
+        // Relative to Kiln's working directory, not to the job's temp dir the command runs in.
+        'relative-model': command({ path: relative(process.cwd(), process.execPath) }),
       }),
       JOB_TIMEOUT_MS_BY_KIND: 'slow-model=1500',
-      MAX_RETRIES_BY_KIND: 'echo-model=0,slow-model=0',
-      COMMAND_KILL_GRACE_MS: '1000',
+      MAX_RETRIES_BY_KIND: 'echo-model=0,slow-model=0,relative-model=0',
+      COMMAND_KILL_GRACE_MS: '3000',
+      // Kiln's environment: what a command may see, and secrets it must not.
+      LANG: 'C.UTF-8',
+      CUDA_VISIBLE_DEVICES: '',
+      AWS_SECRET_ACCESS_KEY: 'aws-secret',
+      PGPASSWORD: 'pg-secret',
     });
   });
   afterAll(() => kiln.close());
@@ -92,6 +103,16 @@ describe('command generators', () => {
     const result = await kiln.fetch(done.links.result!);
     expect(result.headers.get('content-type')).toBe('text/plain');
     expect(await result.text()).toBe(`a lighthouse (${body.id})`);
+  });
+
+  it("passes the script only the allowed part of Kiln's environment, empty values kept", async () => {
+    const { body } = await kiln.submit('echo-model', { prompt: 'x', steps: 1, env: true });
+    const done = await kiln.waitForStatus(body.id, 'completed');
+    const env = (await (await kiln.fetch(done.links.result!)).json()) as Record<string, string>;
+    expect(env).toMatchObject({ LANG: 'C.UTF-8', CUDA_VISIBLE_DEVICES: '', KILN_JOB_ID: body.id });
+    expect(Object.keys(env)).not.toContain('AWS_SECRET_ACCESS_KEY');
+    expect(Object.keys(env)).not.toContain('PGPASSWORD');
+    expect(Object.keys(env)).not.toContain('DATABASE_URL');
   });
 
   it('fails a job whose script exits non-zero, with the end of its stderr', async () => {
@@ -131,6 +152,12 @@ describe('command generators', () => {
     expect((await kiln.submit('gone-model', { prompt: 'x' })).status).toBe(503);
   });
 
+  it("runs a command configured by a path relative to Kiln's working directory", async () => {
+    expect(relative(process.cwd(), process.execPath)).toContain('/');
+    const { body } = await kiln.submit('relative-model', { prompt: 'here', steps: 1 });
+    await kiln.waitForStatus(body.id, 'completed');
+  });
+
   /** Starts a job whose script hangs with a child of its own; returns the job and that child. */
   async function hangingJob(kind: string): Promise<{ id: string; pid: number }> {
     const pidFile = join(scratch, `${kind}.pid`);
@@ -146,11 +173,73 @@ describe('command generators', () => {
     await waitUntilGone(pid);
   });
 
+  /**
+   * Cancels a hanging job whose script handles SIGTERM as `onTerm` says (`linger` exits a second
+   * later), and checks the job is not settled once the script has it; returns the job and its pid.
+   */
+  async function cancelOnTerm(onTerm: 'linger' | 'ignore'): Promise<{ id: string; pid: number }> {
+    const termFile = join(scratch, `${onTerm}.pid`);
+    const { body } = await kiln.submit('echo-model', {
+      prompt: 'x',
+      steps: 1,
+      stepMs: 60_000,
+      onTerm,
+      lingerMs: 1_000,
+      termFile,
+    });
+    await kiln.waitForJob(body.id, (job) => job.status === 'processing' && job.progress > 0);
+    expect((await kiln.request('DELETE', `/jobs/${body.id}`)).status).toBe(202);
+    const pid = await childPid(termFile);
+    // The slot is not free while the script runs: the job is unsettled, its temp dir in place.
+    expect((await kiln.request('GET', `/jobs/${body.id}`)).body.status).toBe('processing');
+    expect(existsSync(join(kiln.config.storage.tempDir, `${body.id}-1`))).toBe(true);
+    return { id: body.id, pid };
+  }
+
+  it('settles a cancelled job only once its script has finished exiting', async () => {
+    const { id, pid } = await cancelOnTerm('linger');
+    await kiln.waitForStatus(id, 'cancelled');
+    expect(gone(pid)).toBe(true);
+  });
+
+  it('kills a script that ignores SIGTERM after COMMAND_KILL_GRACE_MS, then settles its job', async () => {
+    const { id, pid } = await cancelOnTerm('ignore');
+    const termAt = Date.now();
+    await kiln.waitForStatus(id, 'cancelled');
+    expect(gone(pid)).toBe(true);
+    expect(Date.now() - termAt).toBeGreaterThan(1_500);
+  });
+
   it('kills the whole process group on timeout', async () => {
     const { id, pid } = await hangingJob('slow-model');
     const failed = await kiln.waitForStatus(id, 'failed');
     expect(failed.error).toBe('Timed out after 1500 ms.');
     await waitUntilGone(pid);
+  });
+});
+
+describe('a command running at shutdown', () => {
+  beforeAll(resetState);
+
+  it('is killed, past its SIGTERM grace, before the worker hands its job back and stops', async () => {
+    const kiln = await TestKiln.start({
+      COMMAND_GENERATORS: JSON.stringify({ 'echo-model': command() }),
+      SHUTDOWN_GRACE_MS: '200',
+      COMMAND_KILL_GRACE_MS: '1000',
+    });
+    const termFile = join(scratch, 'shutdown.pid');
+    const { body } = await kiln.submit('echo-model', {
+      prompt: 'x',
+      steps: 1,
+      stepMs: 60_000,
+      onTerm: 'ignore',
+      termFile,
+    });
+    await kiln.waitForJob(body.id, (job) => job.status === 'processing' && job.progress > 0);
+    await kiln.close();
+    expect(gone(await childPid(termFile))).toBe(true);
+    const [row] = await sql<{ status: string }>('SELECT status FROM jobs WHERE id = $1', [body.id]);
+    expect(row?.status).toBe('pending');
   });
 });
 

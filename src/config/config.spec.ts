@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ConfigError, ENV_KEYS, loadConfig } from './config.js';
 
 describe('loadConfig', () => {
@@ -49,6 +50,16 @@ describe('loadConfig', () => {
       extension: 'bin',
     });
     expect(config.generators.commands.upscale?.input?.safeParse({ any: 1 }).success).toBe(true);
+    const paths = loadConfig({
+      COMMAND_GENERATORS: JSON.stringify({
+        relative: { path: 'models/upscale.py' },
+        dotted: { path: './upscale.py' },
+        bare: { path: 'python3' },
+      }),
+    }).generators.commands;
+    expect(paths.relative?.path).toBe(join(process.cwd(), 'models/upscale.py'));
+    expect(paths.dotted?.path).toBe(join(process.cwd(), 'upscale.py'));
+    expect(paths.bare?.path).toBe('python3');
     expect(config.generators.modelServers.caption).toMatchObject({
       url: 'http://models:5000',
       resources: 'cpu',
@@ -65,14 +76,24 @@ describe('loadConfig', () => {
     );
   });
 
-  it("passes the environment on to commands, without Kiln's own keys", () => {
+  it('passes commands only the allowed part of the environment, empty values included', () => {
     const config = loadConfig({
       PATH: '/usr/bin',
-      CUDA_VISIBLE_DEVICES: '0',
+      LC_ALL: 'C.UTF-8',
+      CUDA_VISIBLE_DEVICES: '',
+      NVIDIA_DRIVER_CAPABILITIES: 'compute',
+      NVIDIA_SMI_PATH: '/usr/bin/nvidia-smi',
       DATABASE_URL: 'postgres://kiln:secret@db/kiln',
       KILN_ADMIN_API_KEY: 'kiln_0123456789abcdefghijklmn',
+      AWS_SECRET_ACCESS_KEY: 'secret',
+      PGPASSWORD: 'secret',
     });
-    expect(config.generators.commandEnv).toEqual({ PATH: '/usr/bin', CUDA_VISIBLE_DEVICES: '0' });
+    expect(config.generators.commandEnv).toEqual({
+      PATH: '/usr/bin',
+      LC_ALL: 'C.UTF-8',
+      CUDA_VISIBLE_DEVICES: '',
+      NVIDIA_DRIVER_CAPABILITIES: 'compute',
+    });
   });
 
   it('reads durations with or without a unit, and cleanup defaults', () => {

@@ -102,6 +102,7 @@ const envSchema = z.object({
   ESPEAK_NG_PATH: z.string().min(1).default('espeak-ng'),
   COMMAND_GENERATORS: commandGenerators.default({}),
   COMMAND_KILL_GRACE_MS: int(0).default(5_000),
+  JOB_ABORT_SETTLE_MS: int(0).optional(),
   MODEL_SERVERS: modelServers.default({}),
   JOB_LOCK_MS: int(1000).default(30_000),
   STALLED_CHECK_INTERVAL_MS: int(100).default(30_000),
@@ -173,13 +174,15 @@ function toConfig(env: z.output<typeof envSchema>, inherited: Record<string, str
       stalledCheckIntervalMs: env.STALLED_CHECK_INTERVAL_MS,
       maxStalledCount: env.MAX_STALLED_COUNT,
       shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
+      /** How long an aborted attempt may take to end (a command its SIGTERM grace) before it is settled. */
+      abortSettleMs: env.JOB_ABORT_SETTLE_MS ?? env.COMMAND_KILL_GRACE_MS + 5_000,
     },
     generators: {
       checkIntervalMs: env.GENERATOR_CHECK_INTERVAL_MS,
       espeakNgPath: env.ESPEAK_NG_PATH,
       commands: env.COMMAND_GENERATORS,
       commandKillGraceMs: env.COMMAND_KILL_GRACE_MS,
-      /** What commands inherit: this process's environment without Kiln's own keys (secrets). */
+      /** What commands inherit from this process's environment: the allowed keys only. */
       commandEnv: inherited,
       modelServers: env.MODEL_SERVERS,
     },
@@ -243,6 +246,29 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * The variables a command inherits: what a program needs to run (search path, user, locale, time
+ * zone, temp dir, shared libraries) and the GPU's. Anything else, secrets above all (cloud keys,
+ * PGPASSWORD, whatever `.env` holds), reaches it only through its entry's `env`.
+ */
+const COMMAND_ENV_KEYS = new Set([
+  'PATH',
+  'HOME',
+  'USER',
+  'LOGNAME',
+  'SHELL',
+  'LANG',
+  'LANGUAGE',
+  'TZ',
+  'TMPDIR',
+  'LD_LIBRARY_PATH',
+]);
+const COMMAND_ENV_PREFIXES = ['LC_', 'CUDA_', 'NVIDIA_'];
+
+const passedToCommands = (key: string) =>
+  !ENV_KEYS.includes(key) &&
+  (COMMAND_ENV_KEYS.has(key) || COMMAND_ENV_PREFIXES.some((prefix) => key.startsWith(prefix)));
+
 /** The process environment, with a `.env` file in the working directory beneath it. */
 export function processEnv(): NodeJS.ProcessEnv {
   if (existsSync('.env')) process.loadEnvFile('.env');
@@ -258,8 +284,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`),
     );
   }
-  const inherited = Object.entries(present).filter(
-    (entry): entry is [string, string] => entry[1] !== undefined && !ENV_KEYS.includes(entry[0]),
+  // Empty values are kept: an empty CUDA_VISIBLE_DEVICES hides every GPU.
+  const inherited = Object.entries(env).filter(
+    (entry): entry is [string, string] => entry[1] !== undefined && passedToCommands(entry[0]),
   );
   return toConfig(parsed.data, Object.fromEntries(inherited));
 }

@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { z } from 'zod';
 
 /** Lowercase words joined by dashes: the shape of every kind. */
@@ -45,11 +46,17 @@ const describedGenerator = {
 
 const commandEntry = z.strictObject({
   ...describedGenerator,
-  /** The executable: a path, or a name on PATH. Never taken from a request. */
-  path: z.string().min(1),
+  /**
+   * The executable: a path, or a name on PATH. A relative path is taken from Kiln's working
+   * directory now, since the command runs in its job's temp dir. Never taken from a request.
+   */
+  path: z
+    .string()
+    .min(1)
+    .transform((path) => (path.includes('/') ? resolve(path) : path)),
   /** Its arguments; `{output}` is replaced by the path it must write its result to. */
   args: z.array(z.string()).default([]),
-  /** Variables added to the environment it inherits (Kiln's own keys are never passed on). */
+  /** Variables added to the few it inherits (PATH, HOME, locale, CUDA_* and the like). */
   env: z.record(z.string(), z.string()).default({}),
   contentType: z.string().min(1).default('application/octet-stream'),
   extension: z

@@ -1,11 +1,14 @@
 import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
 import { oneLineTail } from '../common/one-line-tail.js';
 import { NonRetryableError } from './generator.js';
 
 /** How much of stderr is kept: the end is what explains a failure. */
-const STDERR_KEPT_BYTES = 8_192;
+const STDERR_KEPT_CHARS = 8_192;
 const STDERR_MESSAGE_CHARS = 1_000;
+/** The longest stdout line passed on; a longer one (binary output, say) is read and skipped. */
+export const MAX_LINE_BYTES = 4_096;
+const NEWLINE = 0x0a;
 
 export interface RunOptions {
   args?: readonly string[];
@@ -15,14 +18,15 @@ export interface RunOptions {
   /** Aborting kills the whole process group: SIGTERM, then SIGKILL after `killGraceMs`. */
   signal: AbortSignal;
   killGraceMs?: number;
+  /** Each line of stdout up to MAX_LINE_BYTES, without its line break. */
   onStdoutLine?: (line: string) => void;
 }
 
 export interface ProcessResult {
   code: number | null;
   signal: NodeJS.Signals | null;
-  /** The last lines of stderr on one line, for an error message. */
-  stderrTail: string;
+  /** The end of stderr, at most STDERR_KEPT_CHARS. */
+  stderr: string;
 }
 
 /** Thrown when the executable cannot be started at all: running again will not help. */
@@ -61,10 +65,9 @@ export function runProcess(path: string, options: RunOptions): Promise<ProcessRe
     });
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr = (stderr + chunk).slice(-STDERR_KEPT_BYTES);
+      stderr = (stderr + chunk).slice(-STDERR_KEPT_CHARS);
     });
-    const lines = createInterface({ input: child.stdout, crlfDelay: Infinity });
-    lines.on('line', (line) => options.onStdoutLine?.(line));
+    readLines(child.stdout, (line) => options.onStdoutLine?.(line));
     // A child that does not read its input closes the pipe early: not an error of ours.
     child.stdin.on('error', () => undefined);
     child.stdin.end(options.stdin ?? '');
@@ -91,14 +94,44 @@ export function runProcess(path: string, options: RunOptions): Promise<ProcessRe
     child.once('close', (code, exitSignal) => {
       settle();
       if (signal.aborted) return reject(signal.reason as Error);
-      resolve({ code, signal: exitSignal, stderrTail: oneLineTail(stderr, STDERR_MESSAGE_CHARS) });
+      resolve({ code, signal: exitSignal, stderr });
     });
   });
+}
+
+/**
+ * Calls `onLine` with each line of `stream` (a final one without a line break too), reading it to
+ * the end but never holding more than MAX_LINE_BYTES of a line: a longer one is skipped.
+ */
+function readLines(stream: Readable, onLine: (line: string) => void): void {
+  let parts: Buffer[] = [];
+  let bytes = 0;
+  const take = (part: Buffer) => {
+    bytes += part.length;
+    if (bytes > MAX_LINE_BYTES) parts = [];
+    else parts.push(part);
+  };
+  const endLine = () => {
+    if (bytes <= MAX_LINE_BYTES) onLine(Buffer.concat(parts).toString('utf8').replace(/\r$/, ''));
+    parts = [];
+    bytes = 0;
+  };
+  stream.on('data', (chunk: Buffer) => {
+    let start = 0;
+    for (let end = chunk.indexOf(NEWLINE); end !== -1; end = chunk.indexOf(NEWLINE, start)) {
+      take(chunk.subarray(start, end));
+      endLine();
+      start = end + 1;
+    }
+    take(chunk.subarray(start));
+  });
+  stream.on('end', () => bytes > 0 && endLine());
 }
 
 /** `'x' exited with code 1: <stderr's tail>`, for a failed run. */
 export function exitError(path: string, result: ProcessResult): Error {
   const how =
     result.code === null ? `was killed by ${result.signal}` : `exited with code ${result.code}`;
-  return new Error(`'${path}' ${how}${result.stderrTail ? `: ${result.stderrTail}` : ''}`);
+  const said = oneLineTail(result.stderr, STDERR_MESSAGE_CHARS);
+  return new Error(`'${path}' ${how}${said ? `: ${said}` : ''}`);
 }

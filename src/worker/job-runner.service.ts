@@ -95,7 +95,11 @@ export class JobRunner {
         tempDir: () => (tempDirReady ??= mkdir(tempDir, { recursive: true }).then(() => tempDir)),
         logger,
       };
-      const output = await untilAborted(generator.generate(input.data, context), controller.signal);
+      const output = await untilAborted(
+        generator.generate(input.data, context),
+        controller.signal,
+        this.config.worker.abortSettleMs,
+      );
       progress.report('saving');
       const artifact = await this.artifacts.store(output);
       await progress.close();

@@ -79,7 +79,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     if (await settlesWithin(closed, this.config.worker.shutdownGraceMs)) return;
     this.logger.warn(`Grace period over: handing ${this.runner.runningCount} job(s) back`);
     this.runner.abortAll(new AbortReason('shutdown', 'Worker shutting down.'));
-    if (await settlesWithin(closed, HANDBACK_MS)) return;
+    if (await settlesWithin(closed, this.config.worker.abortSettleMs + HANDBACK_MS)) return;
     const forced = Promise.all(this.workers.map((worker) => worker.close(true)));
     // A worker whose Redis came back empty can wait for ever on its blocking connection.
     if (await settlesWithin(forced, HANDBACK_MS)) return;

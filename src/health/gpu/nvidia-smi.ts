@@ -1,6 +1,5 @@
-import { spawn } from 'node:child_process';
-import type { Readable } from 'node:stream';
 import { oneLineTail } from '../../common/one-line-tail.js';
+import { NotStartedError, type ProcessResult, runProcess } from '../../generation/child-process.js';
 
 export const NVIDIA_SMI_QUERY = [
   'index',
@@ -47,7 +46,7 @@ export type GpuStatus = GpuCheck | { state: 'pending'; message: string; checkedA
 const MIB = 1_048_576;
 /** `[N/A]`, `[Not Supported]`, `[Unknown Error]` and the like, or a bare `N/A`. */
 const NOT_AVAILABLE = /^(\[.*\]|N\/A)$/;
-const OUTPUT_LIMIT_BYTES = 64 * 1024;
+const OUTPUT_LIMIT_CHARS = 64 * 1024;
 const MESSAGE_LIMIT = 500;
 /** Spawn errors that mean there is nothing runnable at the path. */
 const MISSING_CODES = new Set(['ENOENT', 'ENOTDIR', 'EACCES']);
@@ -101,54 +100,55 @@ function parseLine(line: string): GpuReading {
   };
 }
 
-type RunOutcome =
-  | { kind: 'exited'; code: number | null; signal: NodeJS.Signals | null; output: Output }
-  | { kind: 'spawn_error'; error: NodeJS.ErrnoException }
-  | { kind: 'timeout' };
-
-interface Output {
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs nvidia-smi and says what state the GPUs are in; never rejects. */
 export async function queryNvidiaSmi(path: string, timeoutMs: number): Promise<GpuCheck> {
-  const outcome = await run(path, timeoutMs);
-  const checkedAt = new Date();
-  switch (outcome.kind) {
-    case 'timeout':
-      return {
-        state: 'timeout',
-        message: `${path} hung for ${timeoutMs} ms and was killed`,
-        checkedAt,
-      };
-    case 'spawn_error': {
-      const { code, message } = outcome.error;
-      if (code !== undefined && MISSING_CODES.has(code)) {
-        const problem = code === 'EACCES' ? 'is not executable' : 'was not found';
-        return {
-          state: 'missing',
-          message: `nvidia-smi ${problem} at '${path}'; set NVIDIA_SMI_PATH to where it is`,
-          checkedAt,
-        };
-      }
-      return {
-        state: 'failed',
-        exitCode: null,
-        message: `${path} did not start: ${message}`,
-        checkedAt,
-      };
-    }
-    case 'exited':
-      return classify(path, outcome.code, outcome.signal, outcome.output, checkedAt);
+  const signal = AbortSignal.timeout(timeoutMs);
+  let stdout = '';
+  try {
+    // No grace: a hung nvidia-smi and whatever it started are killed at once.
+    const result = await runProcess(path, {
+      args: NVIDIA_SMI_ARGS,
+      signal,
+      killGraceMs: 0,
+      onStdoutLine: (line) => {
+        if (stdout.length < OUTPUT_LIMIT_CHARS) stdout += `${line}\n`;
+      },
+    });
+    return classify(path, { ...result, stdout }, new Date());
+  } catch (error) {
+    return notRun(path, timeoutMs, signal.aborted, error);
   }
+}
+
+function notRun(path: string, timeoutMs: number, timedOut: boolean, error: unknown): GpuCheck {
+  const checkedAt = new Date();
+  if (timedOut)
+    return {
+      state: 'timeout',
+      message: `${path} hung for ${timeoutMs} ms and was killed`,
+      checkedAt,
+    };
+  if (
+    error instanceof NotStartedError &&
+    error.code !== undefined &&
+    MISSING_CODES.has(error.code)
+  ) {
+    const problem = error.code === 'EACCES' ? 'is not executable' : 'was not found';
+    return {
+      state: 'missing',
+      message: `nvidia-smi ${problem} at '${path}'; set NVIDIA_SMI_PATH to where it is`,
+      checkedAt,
+    };
+  }
+  // NotStartedError says it did not start and why; anything else was thrown by spawn itself.
+  const message =
+    error instanceof NotStartedError ? error.message : `${path} did not start: ${String(error)}`;
+  return { state: 'failed', exitCode: null, message, checkedAt };
 }
 
 function classify(
   path: string,
-  code: number | null,
-  signal: NodeJS.Signals | null,
-  { stdout, stderr }: Output,
+  { code, signal, stdout, stderr }: ProcessResult & { stdout: string },
   checkedAt: Date,
 ): GpuCheck {
   // nvidia-smi exits 6 with this when the driver sees no GPU.
@@ -189,47 +189,3 @@ function classify(
 }
 
 const tail = (text: string) => oneLineTail(text, MESSAGE_LIMIT);
-
-function run(path: string, timeoutMs: number): Promise<RunOutcome> {
-  return new Promise((resolve) => {
-    let child;
-    try {
-      // A group of its own, so that a timeout kills whatever it started as well.
-      child = spawn(path, NVIDIA_SMI_ARGS, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-    } catch (error) {
-      resolve({ kind: 'spawn_error', error: error as NodeJS.ErrnoException });
-      return;
-    }
-    const { pid } = child;
-    const stdout = collect(child.stdout);
-    const stderr = collect(child.stderr);
-    const timer = setTimeout(() => {
-      try {
-        if (pid !== undefined) process.kill(-pid, 'SIGKILL');
-      } catch {
-        // The group ended meanwhile.
-      }
-      resolve({ kind: 'timeout' });
-    }, timeoutMs);
-    child.once('error', (error) => {
-      clearTimeout(timer);
-      resolve({ kind: 'spawn_error', error });
-    });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ kind: 'exited', code, signal, output: { stdout: stdout(), stderr: stderr() } });
-    });
-  });
-}
-
-/** Keeps reading, so the child never blocks on a full pipe, but keeps only the first bytes. */
-function collect(stream: Readable): () => string {
-  const chunks: Buffer[] = [];
-  let bytes = 0;
-  stream.on('data', (chunk: Buffer) => {
-    if (bytes >= OUTPUT_LIMIT_BYTES) return;
-    chunks.push(chunk);
-    bytes += chunk.length;
-  });
-  return () => Buffer.concat(chunks).subarray(0, OUTPUT_LIMIT_BYTES).toString();
-}

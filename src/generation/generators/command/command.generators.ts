@@ -84,8 +84,8 @@ export class CommandGenerator extends ConfiguredGenerator {
   }
 
   /**
-   * What the command sees: Kiln's environment without its own keys, the GPU this job was given
-   * (as `CUDA_VISIBLE_DEVICES`), then the entry's `env`, which may pin devices itself.
+   * What the command sees: the allowed part of Kiln's environment, the GPU this job was given (as
+   * `CUDA_VISIBLE_DEVICES`), then the entry's `env`, which may pin devices itself.
    */
   private environment(gpu?: string): Record<string, string> {
     return {

@@ -62,6 +62,40 @@ describe('renderReport', () => {
     expect(pageCounts(data)).toEqual({ objects: pages, declared: pages });
   });
 
+  it('reports progress per section, and ends when aborted midway', async () => {
+    const sections = Array.from({ length: 50 }, (_, index) => ({
+      heading: `Part ${index + 1}`,
+      paragraphs: [paragraph],
+    }));
+    const controller = new AbortController();
+    const fractions: number[] = [];
+    const rendering = renderReport(report(sections), {
+      signal: controller.signal,
+      onProgress: (fraction) => fractions.push(fraction),
+    });
+    // Aborted from outside, as a cancel or timeout would: only between sections can it be seen.
+    const abortOnProgress = async () => {
+      while (fractions.length < 3) await new Promise((resolve) => setImmediate(resolve));
+      controller.abort(new Error('Cancelled.'));
+    };
+    await Promise.all([expect(rendering).rejects.toThrow('Cancelled.'), abortOnProgress()]);
+    expect(fractions.length).toBeGreaterThanOrEqual(3);
+    expect(fractions.length).toBeLessThan(50);
+    expect(fractions.slice(0, 3)).toEqual([1 / 50, 2 / 50, 3 / 50]);
+  });
+
+  it('sees an abort within a long table as well', async () => {
+    const rows = Array.from({ length: 2_000 }, (_, index) => [`row ${index}`, index]);
+    const controller = new AbortController();
+    const rendering = renderReport(
+      report([{ heading: 'Table', table: { columns: ['Name', 'Value'], rows } }]),
+      { signal: controller.signal },
+    );
+    // Queued after the yield before the section: only a yield within the table can see it.
+    setImmediate(() => controller.abort(new Error('Timed out.')));
+    await expect(rendering).rejects.toThrow('Timed out.');
+  });
+
   it('rejects rows that do not match the columns, and reports too many rows', () => {
     const parsed = reportInput.safeParse({
       title: 'x',

@@ -1,3 +1,4 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import PDFDocument from 'pdfkit';
 import type { DatedReport, ReportCell, ReportInput } from './report-input.js';
 
@@ -10,6 +11,8 @@ const CELL_PADDING = 4;
 const MUTED = '#555555';
 const RULE = '#cccccc';
 const HEADER_FILL = '#e8e8e8';
+/** Rows drawn between two yields to the event loop. */
+const ROWS_PER_PAUSE = 50;
 
 const cellText = (value: ReportCell): string =>
   value === null ? '' : typeof value === 'boolean' ? (value ? 'yes' : 'no') : String(value);
@@ -22,9 +25,11 @@ export interface RenderOptions {
 /**
  * An A4 PDF of the report, with page numbers and a generated-at footer. The standard fonts are
  * not embedded and the creation date (hence the file id) comes from the input: the same input
- * gives the same bytes.
+ * gives the same bytes. It yields to the event loop between sections, paragraphs and every
+ * ROWS_PER_PAUSE rows, so that a long report neither stalls the process (queue lock renewal,
+ * liveness) nor misses an abort.
  */
-export function renderReport(
+export async function renderReport(
   report: DatedReport,
   { signal, onProgress }: RenderOptions = {},
 ): Promise<{ data: Buffer; pages: number }> {
@@ -52,21 +57,28 @@ export function renderReport(
   if (report.subtitle) doc.font('Helvetica').fontSize(13).fillColor(MUTED).text(report.subtitle);
   doc.fillColor('black').moveDown(1.5);
 
-  report.sections.forEach((section, index) => {
+  /** Lets timers and I/O run, and ends the rendering here if it was aborted meanwhile. */
+  const pause = async () => {
+    await nextTurn();
     signal?.throwIfAborted();
+  };
+  for (const [index, section] of report.sections.entries()) {
+    await pause();
     if (section.newPage) doc.addPage();
     doc.font('Helvetica-Bold').fontSize(15).text(section.heading).moveDown(0.4);
     doc.font('Helvetica').fontSize(11);
-    for (const paragraph of section.paragraphs)
+    for (const [paragraphIndex, paragraph] of section.paragraphs.entries()) {
+      if (paragraphIndex > 0) await pause();
       doc.text(paragraph, { align: 'justify', paragraphGap: 6 });
+    }
     for (const fact of section.facts) {
       doc.font('Helvetica-Bold').text(`${fact.label}: `, { continued: true });
       doc.font('Helvetica').text(cellText(fact.value));
     }
-    if (section.table) drawTable(doc, section.table);
+    if (section.table) await drawTable(doc, section.table, pause);
     doc.moveDown(1);
     onProgress?.((index + 1) / report.sections.length);
-  });
+  }
 
   const { count } = doc.bufferedPageRange();
   const footer = `Generated ${generatedAt.toISOString().replace('T', ' ').slice(0, 16)} UTC`;
@@ -87,14 +99,18 @@ export function renderReport(
     doc.page.margins.bottom = bottom;
   }
   doc.end();
-  return ended.then((data) => ({ data, pages: count }));
+  return { data: await ended, pages: count };
 }
 
 /**
  * Rows of equal-width columns, each as tall as its tallest cell, flowing over pages with the
  * header repeated at the top of each. Drawn by hand: pdfkit's own tables cost ten times as much.
  */
-function drawTable(doc: PDFKit.PDFDocument, table: Table): void {
+async function drawTable(
+  doc: PDFKit.PDFDocument,
+  table: Table,
+  pause: () => Promise<void>,
+): Promise<void> {
   const left = doc.page.margins.left;
   const width = doc.page.width - left - doc.page.margins.right;
   const columnWidth = width / table.columns.length;
@@ -132,7 +148,8 @@ function drawTable(doc: PDFKit.PDFDocument, table: Table): void {
     y = doc.y;
   }
   startPage();
-  for (const row of table.rows) {
+  for (const [index, row] of table.rows.entries()) {
+    if (index > 0 && index % ROWS_PER_PAUSE === 0) await pause();
     const cells = row.map(cellText);
     doc.font('Helvetica');
     const height = heightOf(cells);
