@@ -154,6 +154,13 @@ describe('command generators', () => {
   });
 });
 
+async function eventually(check: () => boolean, what: string): Promise<void> {
+  for (let tries = 0; !check(); tries++) {
+    if (tries > 250) throw new Error(`never happened: ${what}`);
+    await sleep(20);
+  }
+}
+
 describe('model servers', () => {
   let cog: CogServer;
   let kiln: TestKiln;
@@ -175,12 +182,19 @@ describe('model servers', () => {
     await cog.close();
   });
 
+  const predictionsOf = (text: string) =>
+    [...cog.predictions.values()].filter((prediction) => prediction.input.text === text);
+  const cancelled = (id: string) => cog.requests.includes(`POST /predictions/${id}/cancel`);
+
   it('runs a prediction to the end and stores its output file', async () => {
     const { body } = await kiln.submit('cog-model', { text: 'hello' });
     const done = await kiln.waitForStatus(body.id, 'completed');
     const result = await kiln.fetch(done.links.result!);
     expect(result.headers.get('content-type')).toBe('text/plain');
     expect(await result.text()).toBe('spoken: hello.txt');
+    const [prediction] = predictionsOf('hello');
+    expect(prediction?.id).toMatch(new RegExp(`^${body.id}-[0-9a-f]{8}$`));
+    expect(cog.requests).toContain(`PUT /predictions/${prediction?.id}`);
   });
 
   it('decodes a data URI output, and stores any other output as JSON', async () => {
@@ -215,7 +229,7 @@ describe('model servers', () => {
       const { body } = await kiln.submit('cog-model', { text: 'y' });
       const broken = await kiln.waitForStatus(body.id, 'failed');
       expect(broken.attempts).toBe(2);
-      expect(broken.error).toContain('POST /predictions answered 500');
+      expect(broken.error).toMatch(/^PUT \/predictions\/[\w-]+ answered 500/);
     } finally {
       cog.failWith = undefined;
     }
@@ -224,7 +238,7 @@ describe('model servers', () => {
   it('fails an attempt when the server stops answering within its request timeout', async () => {
     const { body } = await kiln.submit('impatient-model', { text: 'x', mode: 'stall' });
     const failed = await kiln.waitForStatus(body.id, 'failed');
-    expect(failed.error).toMatch(/^GET http:.+\/predictions\/p\d+ got no answer within 200 ms$/);
+    expect(failed.error).toMatch(/^GET http:.+\/predictions\/[\w-]+ got no answer within 200 ms$/);
   });
 
   it('cancels the prediction on the server when the job is cancelled', async () => {
@@ -232,9 +246,30 @@ describe('model servers', () => {
     await kiln.waitForJob(body.id, (job) => job.status === 'processing' && job.progress > 0);
     await kiln.request('DELETE', `/jobs/${body.id}`);
     await kiln.waitForStatus(body.id, 'cancelled');
-    const prediction = [...cog.predictions.values()].find((entry) => entry.input.text === 'z');
-    for (let tries = 0; prediction?.status !== 'canceled' && tries < 100; tries++) await sleep(20);
+    await eventually(() => predictionsOf('z')[0]?.status === 'canceled', 'prediction cancelled');
+  });
+
+  it('cancels a prediction whose creation had not answered when the job was cancelled', async () => {
+    const { body } = await kiln.submit('cog-model', { text: 'slow', mode: 'slow-create' });
+    await eventually(() => predictionsOf('slow').length > 0, 'prediction created');
+    await kiln.request('DELETE', `/jobs/${body.id}`);
+    await kiln.waitForStatus(body.id, 'cancelled');
+    const [prediction] = predictionsOf('slow');
+    await eventually(() => cancelled(prediction!.id), 'cancel sent');
     expect(prediction?.status).toBe('canceled');
+  });
+
+  it('cancels the prediction of an attempt that fails while polling, before the retry', async () => {
+    const { body } = await kiln.submit('cog-model', { text: 'poll', mode: 'poll-error' });
+    const failed = await kiln.waitForStatus(body.id, 'failed');
+    expect(failed.attempts).toBe(2);
+    expect(failed.error).toMatch(/^GET \/predictions\/[\w-]+ answered 500/);
+    const predictions = predictionsOf('poll');
+    expect(predictions).toHaveLength(2);
+    for (const prediction of predictions) {
+      expect(cancelled(prediction.id)).toBe(true);
+      expect(prediction.status).toBe('canceled');
+    }
   });
 
   it('shows an unreachable server unavailable and refuses its jobs', async () => {

@@ -5,7 +5,10 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer } 
 interface Prediction {
   id: string;
   status: 'starting' | 'processing' | 'succeeded' | 'failed' | 'canceled';
-  input: { mode?: 'ok' | 'fail' | 'hang' | 'stall' | 'data-uri' | 'json'; text?: string };
+  input: {
+    mode?: 'ok' | 'fail' | 'hang' | 'stall' | 'data-uri' | 'json' | 'slow-create' | 'poll-error';
+    text?: string;
+  };
   output?: unknown;
   error?: string;
   logs: string;
@@ -13,15 +16,16 @@ interface Prediction {
 }
 
 /**
- * A small model server that follows Cog's prediction protocol: async predictions that a scripted
- * `mode` in the input completes (a file URL, a data URI or JSON), fails, leaves running until
- * cancelled, or stops answering about.
+ * A small model server that follows Cog's prediction protocol: async predictions, named by the
+ * client, that a scripted `mode` in the input completes (a file URL, a data URI or JSON), fails,
+ * leaves running until cancelled, or stops answering about.
  */
 export class CogServer {
   readonly predictions = new Map<string, Prediction>();
+  /** Every request, as `METHOD /path`, in order. */
+  readonly requests: string[] = [];
   /** Answer every request with this status instead (a server in trouble). */
   failWith?: number;
-  private next = 0;
 
   private constructor(private readonly server: Server) {}
 
@@ -54,36 +58,44 @@ export class CogServer {
     let body = '';
     for await (const chunk of request) body += String(chunk);
     const url = request.url ?? '/';
+    this.requests.push(`${request.method} ${url}`);
     if (this.failWith) return send(this.failWith, { detail: 'model server is overloaded' });
     if (request.method === 'GET' && url === '/health-check') return send(200, { status: 'READY' });
     if (request.method === 'GET' && url.startsWith('/files/'))
       return send(200, `spoken: ${decodeURIComponent(url.slice(7))}`, 'text/plain');
-    if (request.method === 'POST' && url === '/predictions') {
-      if (request.headers.prefer !== 'respond-async') return send(400, { detail: 'sync only' });
-      const { input } = JSON.parse(body) as { input: Prediction['input'] };
-      if (typeof input.text !== 'string')
-        return send(422, { detail: 'input.text: field required' });
-      const prediction: Prediction = {
-        id: `p${++this.next}`,
-        status: 'starting',
-        input,
-        logs: '',
-        polls: 0,
-      };
-      this.predictions.set(prediction.id, prediction);
-      return send(202, prediction);
-    }
     const match = /^\/predictions\/([^/]+)(\/cancel)?$/.exec(url);
+    if (request.method === 'PUT' && match && !match[2]) {
+      if (request.headers.prefer !== 'respond-async') return send(400, { detail: 'sync only' });
+      return this.create(match[1]!, body, send);
+    }
     const prediction = match && this.predictions.get(match[1]!);
     if (!prediction) return send(404, { detail: 'not found' });
     if (request.method === 'POST' && match[2]) {
       prediction.status = 'canceled';
       return send(200, prediction);
     }
+    if (prediction.input.mode === 'poll-error') return send(500, { detail: 'out of memory' });
     // A server that stops answering mid-prediction.
     if (prediction.input.mode === 'stall') await sleep(1_000);
     this.advance(prediction);
     return send(200, prediction);
+  }
+
+  /** `PUT /predictions/{id}`: starts the prediction, or answers the one of that id again. */
+  private async create(
+    id: string,
+    body: string,
+    send: (status: number, body: unknown) => void,
+  ): Promise<void> {
+    const known = this.predictions.get(id);
+    if (known) return send(202, known);
+    const { input } = JSON.parse(body) as { input: Prediction['input'] };
+    if (typeof input.text !== 'string') return send(422, { detail: 'input.text: field required' });
+    const prediction: Prediction = { id, status: 'starting', input, logs: '', polls: 0 };
+    this.predictions.set(id, prediction);
+    // Started, but the answer is slow to come (a busy server, a slow network).
+    if (input.mode === 'slow-create') await sleep(2_000);
+    send(202, prediction);
   }
 
   /** Each poll moves a prediction on: starting, then processing with a progress bar, then done. */

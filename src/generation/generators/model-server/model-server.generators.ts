@@ -1,9 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { extname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Injectable } from '@nestjs/common';
+import { Injectable, type LoggerService } from '@nestjs/common';
 import { KilnConfig } from '../../../config/config.js';
 import type { ModelServerConfig } from '../../../config/generator-config.js';
 import {
@@ -56,9 +57,10 @@ function progressInLogs(logs: string | null | undefined): number | undefined {
 }
 
 /**
- * A model server that speaks Cog's prediction protocol: `POST /predictions` with
- * `Prefer: respond-async`, `GET /predictions/{id}` until it ends, `POST /predictions/{id}/cancel`
- * when the job is aborted. The output (a file URL, a data URI or any JSON) becomes the artifact.
+ * A model server that speaks Cog's prediction protocol: `PUT /predictions/{id}` with
+ * `Prefer: respond-async`, `GET /predictions/{id}` until it ends, and
+ * `POST /predictions/{id}/cancel` when the job is aborted or the attempt fails before the end. The
+ * output (a file URL, a data URI or any JSON) becomes the artifact.
  */
 export class ModelServerGenerator extends ConfiguredGenerator {
   constructor(
@@ -87,25 +89,27 @@ export class ModelServerGenerator extends ConfiguredGenerator {
 
   async generate(
     input: unknown,
-    { signal, progress, tempDir }: GenerationContext,
+    { jobId, signal, progress, tempDir, logger }: GenerationContext,
   ): Promise<GeneratedOutput> {
     progress('preparing');
-    let prediction = await this.call('/predictions', signal, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', prefer: 'respond-async' },
-      body: JSON.stringify({ input }),
-    });
-    if (typeof prediction.id !== 'string')
-      throw new Error(`POST /predictions answered without a prediction id`);
+    // Kiln names the prediction, so it can cancel one whose creation never answered. The suffix
+    // keeps an attempt handed back at shutdown, which runs again under its number, apart.
+    const path = `/predictions/${encodeURIComponent(`${jobId}-${randomUUID().slice(0, 8)}`)}`;
+    let prediction: Prediction;
     try {
+      prediction = await this.call(path, signal, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', prefer: 'respond-async' },
+        body: JSON.stringify({ input }),
+      });
       while (!FINISHED.has(prediction.status)) {
         const step = prediction.status === 'starting' ? 'loading_model' : 'generating';
         progress(step, progressInLogs(prediction.logs));
         await sleep(this.server.pollIntervalMs, undefined, { signal });
-        prediction = await this.call(`/predictions/${encodeURIComponent(prediction.id)}`, signal);
+        prediction = await this.call(path, signal);
       }
     } catch (error) {
-      if (signal.aborted) void this.cancel(prediction.id);
+      await this.cancel(path, logger);
       throw error;
     }
     if (prediction.status === 'failed')
@@ -157,12 +161,14 @@ export class ModelServerGenerator extends ConfiguredGenerator {
     return JSON.parse(text) as Prediction;
   }
 
-  private async cancel(id: string): Promise<void> {
-    const path = `/predictions/${encodeURIComponent(id)}/cancel`;
-    // The job's own signal has fired: the cancel gets a fresh one.
-    await this.request(path, { method: 'POST', signal: new AbortController().signal })
+  /** Best effort: the attempt fails (or was aborted) anyway, and the server may be the cause. */
+  private async cancel(path: string, logger: LoggerService): Promise<void> {
+    // The job's own signal may have fired: the cancel gets a fresh one.
+    await this.request(`${path}/cancel`, { method: 'POST', signal: new AbortController().signal })
       .then((response) => response.body?.cancel())
-      .catch(() => undefined);
+      .catch((error: unknown) => {
+        logger.warn(`POST ${path}/cancel failed: ${(error as Error).message}`);
+      });
   }
 
   /** `fetch` bounded by the job's signal, and by `requestTimeoutMs` until the answer begins. */
