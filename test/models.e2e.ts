@@ -173,8 +173,9 @@ describe('model servers', () => {
         'cog-model': { url: cog.url, pollIntervalMs: 50, requestTimeoutMs: 2_000 },
         'missing-model': { url: 'http://127.0.0.1:9', requestTimeoutMs: 500 },
         'impatient-model': { url: cog.url, pollIntervalMs: 50, requestTimeoutMs: 200 },
+        'small-model': { url: cog.url, pollIntervalMs: 50, maxOutputBytes: 20 },
       }),
-      MAX_RETRIES_BY_KIND: 'cog-model=1,impatient-model=0',
+      MAX_RETRIES_BY_KIND: 'cog-model=1,impatient-model=0,small-model=1',
     });
   });
   afterAll(async () => {
@@ -211,6 +212,27 @@ describe('model servers', () => {
     }
   });
 
+  it('refuses an output over maxOutputBytes, as a file or a data URI, and an oversized answer', async () => {
+    const small = await kiln.submit('small-model', { text: 'hi' });
+    await kiln.waitForStatus(small.body.id, 'completed');
+    for (const input of [
+      { text: 'a longer sentence' },
+      { text: 'x'.repeat(21), mode: 'data-uri' },
+    ]) {
+      const { body } = await kiln.submit('small-model', input);
+      const failed = await kiln.waitForStatus(body.id, 'failed');
+      expect(failed.attempts).toBe(1);
+      expect(failed.error).toBe("The output is over the model server's maxOutputBytes (20)");
+    }
+
+    const chatty = await kiln.submit('cog-model', { text: 'chatty', mode: 'chatty' });
+    const failed = await kiln.waitForStatus(chatty.body.id, 'failed');
+    expect(failed.attempts).toBe(1);
+    expect(failed.error).toMatch(
+      /^The answer to GET \/predictions\/[\w-]+ is over 67108864 bytes$/,
+    );
+  });
+
   it('fails a job whose prediction fails, with the model error', async () => {
     const { body } = await kiln.submit('cog-model', { text: 'x', mode: 'fail' });
     const failed = await kiln.waitForStatus(body.id, 'failed');
@@ -238,7 +260,13 @@ describe('model servers', () => {
   it('fails an attempt when the server stops answering within its request timeout', async () => {
     const { body } = await kiln.submit('impatient-model', { text: 'x', mode: 'stall' });
     const failed = await kiln.waitForStatus(body.id, 'failed');
-    expect(failed.error).toMatch(/^GET http:.+\/predictions\/[\w-]+ got no answer within 200 ms$/);
+    expect(failed.error).toMatch(/^GET \/predictions\/[\w-]+ did not finish within 200 ms$/);
+  });
+
+  it('keeps the request timeout running while a body is read', async () => {
+    const { body } = await kiln.submit('impatient-model', { text: 'x', mode: 'stall-output' });
+    const failed = await kiln.waitForStatus(body.id, 'failed');
+    expect(failed.error).toBe(`GET of the output on ${cog.url} did not finish within 200 ms`);
   });
 
   it('cancels the prediction on the server when the job is cancelled', async () => {

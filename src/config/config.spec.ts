@@ -52,6 +52,7 @@ describe('loadConfig', () => {
       url: 'http://models:5000',
       resources: 'cpu',
       pollIntervalMs: 500,
+      maxOutputBytes: 2 ** 30,
     });
     expect(() => loadConfig({ COMMAND_GENERATORS: '{upscale' })).toThrow(
       /COMMAND_GENERATORS: not JSON/,

@@ -63,8 +63,13 @@ const modelServerEntry = z.strictObject({
   /** Base URL of a server that speaks Cog's prediction protocol. Never taken from a request. */
   url: z.url({ protocol: /^https?$/ }).transform((url) => url.replace(/\/+$/, '')),
   pollIntervalMs: z.int().min(10).default(500),
-  /** Bound on each HTTP request to the server (not on the prediction, which JOB_TIMEOUT_MS bounds). */
+  /** Bound on each HTTP request, its body included (the prediction has JOB_TIMEOUT_MS). */
   requestTimeoutMs: z.int().min(100).default(10_000),
+  /** Bound on an output file, and on the decoded bytes of a data URI output. */
+  maxOutputBytes: z
+    .int()
+    .min(1)
+    .default(2 ** 30),
 });
 
 const byKind = <S extends z.ZodType>(entry: S) =>

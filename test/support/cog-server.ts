@@ -6,7 +6,17 @@ interface Prediction {
   id: string;
   status: 'starting' | 'processing' | 'succeeded' | 'failed' | 'canceled';
   input: {
-    mode?: 'ok' | 'fail' | 'hang' | 'stall' | 'data-uri' | 'json' | 'slow-create' | 'poll-error';
+    mode?:
+      | 'ok'
+      | 'fail'
+      | 'hang'
+      | 'stall'
+      | 'data-uri'
+      | 'json'
+      | 'slow-create'
+      | 'poll-error'
+      | 'chatty'
+      | 'stall-output';
     text?: string;
   };
   output?: unknown;
@@ -18,7 +28,8 @@ interface Prediction {
 /**
  * A small model server that follows Cog's prediction protocol: async predictions, named by the
  * client, that a scripted `mode` in the input completes (a file URL, a data URI or JSON), fails,
- * leaves running until cancelled, or stops answering about.
+ * leaves running until cancelled, or stops answering about. A file it serves can stall midway
+ * (`?stall`).
  */
 export class CogServer {
   readonly predictions = new Map<string, Prediction>();
@@ -61,8 +72,7 @@ export class CogServer {
     this.requests.push(`${request.method} ${url}`);
     if (this.failWith) return send(this.failWith, { detail: 'model server is overloaded' });
     if (request.method === 'GET' && url === '/health-check') return send(200, { status: 'READY' });
-    if (request.method === 'GET' && url.startsWith('/files/'))
-      return send(200, `spoken: ${decodeURIComponent(url.slice(7))}`, 'text/plain');
+    if (request.method === 'GET' && url.startsWith('/files/')) return this.file(url, response);
     const match = /^\/predictions\/([^/]+)(\/cancel)?$/.exec(url);
     if (request.method === 'PUT' && match && !match[2]) {
       if (request.headers.prefer !== 'respond-async') return send(400, { detail: 'sync only' });
@@ -98,12 +108,23 @@ export class CogServer {
     send(202, prediction);
   }
 
+  private file(path: string, response: ServerResponse): void {
+    const url = new URL(path, this.url);
+    response.writeHead(200, { 'content-type': 'text/plain' });
+    const text = `spoken: ${decodeURIComponent(url.pathname.slice(7))}`;
+    // Headers and half the file, then nothing more.
+    if (url.searchParams.has('stall')) response.write(text.slice(0, text.length / 2));
+    else response.end(text);
+  }
+
   /** Each poll moves a prediction on: starting, then processing with a progress bar, then done. */
   private advance(prediction: Prediction): void {
     if (prediction.status !== 'starting' && prediction.status !== 'processing') return;
     prediction.polls++;
     prediction.status = 'processing';
     prediction.logs += `${Math.min(100, prediction.polls * 25)}%|###|\n`;
+    // A model that prints more than any answer should carry.
+    if (prediction.input.mode === 'chatty') prediction.logs += '.'.repeat(65 * 2 ** 20);
     if (prediction.polls < 4 || prediction.input.mode === 'hang') return;
     if (prediction.input.mode === 'fail') {
       prediction.status = 'failed';
@@ -115,6 +136,9 @@ export class CogServer {
     if (prediction.input.mode === 'data-uri')
       prediction.output = `data:audio/wav;base64,${Buffer.from(text).toString('base64')}`;
     else if (prediction.input.mode === 'json') prediction.output = { caption: text, score: 0.9 };
-    else prediction.output = `${this.url}/files/${encodeURIComponent(text)}.txt`;
+    else {
+      const stall = prediction.input.mode === 'stall-output' ? '?stall' : '';
+      prediction.output = `${this.url}/files/${encodeURIComponent(text)}.txt${stall}`;
+    }
   }
 }

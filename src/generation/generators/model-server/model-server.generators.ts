@@ -50,10 +50,36 @@ const extensionOf = (contentType: string, url?: URL): string =>
     .toLowerCase() ||
     'bin');
 
+/** Progress is read from the end of the logs only: Cog sends all of them on every poll. */
+const PROGRESS_LOGS_TAIL = 1_000;
+
 /** The last percentage a progress bar (tqdm and the like) wrote to the logs, as 0..1. */
 function progressInLogs(logs: string | null | undefined): number | undefined {
-  const percent = [...(logs ?? '').matchAll(/(\d{1,3})%/g)].at(-1)?.[1];
+  const percent = [...(logs ?? '').slice(-PROGRESS_LOGS_TAIL).matchAll(/(\d{1,3})%/g)].at(-1)?.[1];
   return percent === undefined ? undefined : Math.min(100, Number(percent)) / 100;
+}
+
+/** Bound on one JSON answer of the server: a prediction, its logs and a data URI output in it. */
+const MAX_ANSWER_BYTES = 64 * 2 ** 20;
+
+/** Passes `source` on, failing for good once it is over `limit` bytes. */
+async function* bounded(source: AsyncIterable<Buffer>, limit: number, tooLarge: string) {
+  let total = 0;
+  for await (const chunk of source) {
+    total += chunk.length;
+    if (total > limit) throw new NonRetryableError(tooLarge);
+    yield chunk;
+  }
+}
+
+async function readText(response: Response, what: string): Promise<string> {
+  const chunks: Buffer[] = [];
+  if (response.body) {
+    const tooLarge = `The answer to ${what} is over ${MAX_ANSWER_BYTES} bytes`;
+    for await (const chunk of bounded(Readable.fromWeb(response.body), MAX_ANSWER_BYTES, tooLarge))
+      chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString();
 }
 
 /**
@@ -72,14 +98,17 @@ export class ModelServerGenerator extends ConfiguredGenerator {
 
   async checkAvailability(signal: AbortSignal): Promise<Availability> {
     try {
-      const response = await this.request('/health-check', { signal });
-      const body = (await response.json().catch(() => ({}))) as { status?: string };
+      const what = 'GET /health-check';
+      const response = await this.request('/health-check', { signal }, what);
+      const text = await readText(response, what);
       if (!response.ok)
         return { available: false, reason: `${this.server.url} answered ${response.status}` };
-      if (body.status && BROKEN_STATES.has(body.status))
-        return { available: false, reason: `${this.server.url} is ${body.status}` };
+      const status = (JSON.parse(text || '{}') as { status?: string } | null)?.status;
+      if (status && BROKEN_STATES.has(status))
+        return { available: false, reason: `${this.server.url} is ${status}` };
       return { available: true };
     } catch (error) {
+      if (error instanceof SyntaxError) return { available: true };
       return {
         available: false,
         reason: `${this.server.url} is unreachable: ${(error as Error).message}`,
@@ -127,19 +156,28 @@ export class ModelServerGenerator extends ConfiguredGenerator {
   ): Promise<GeneratedOutput> {
     if (typeof output === 'string' && output.startsWith('data:')) {
       const { contentType, data } = decodeDataUri(output);
+      if (data.length > this.server.maxOutputBytes) throw new NonRetryableError(this.tooLarge());
       return { data, contentType, extension: extensionOf(contentType) };
     }
     if (typeof output === 'string' && /^(https?:\/\/|\/)/.test(output)) {
       const url = new URL(output, this.server.url);
-      const response = await this.request(url, { signal });
-      if (!response.ok || !response.body)
-        throw new Error(`Fetching the output ${url.href} answered ${response.status}`);
+      const what = `GET of the output on ${url.origin}`;
+      const response = await this.request(url, { signal }, what);
+      if (!response.ok || !response.body) {
+        await response.body?.cancel();
+        throw new Error(`${what} answered ${response.status}`);
+      }
       const contentType = (response.headers.get('content-type') ?? 'application/octet-stream')
         .split(';')[0]!
         .trim();
       const extension = extensionOf(contentType, url);
       const path = join(await tempDir(), `output.${extension}`);
-      await pipeline(Readable.fromWeb(response.body), createWriteStream(path), { signal });
+      await pipeline(
+        Readable.fromWeb(response.body),
+        (source: AsyncIterable<Buffer>) =>
+          bounded(source, this.server.maxOutputBytes, this.tooLarge()),
+        createWriteStream(path),
+      );
       return { path, contentType, extension };
     }
     return {
@@ -149,12 +187,17 @@ export class ModelServerGenerator extends ConfiguredGenerator {
     };
   }
 
+  private tooLarge(): string {
+    return `The output is over the model server's maxOutputBytes (${this.server.maxOutputBytes})`;
+  }
+
   /** A JSON call to the server; a refusal of the input is final, any other failure retryable. */
   private async call(path: string, signal: AbortSignal, init: RequestInit = {}) {
-    const response = await this.request(path, { ...init, signal });
-    const text = await response.text();
+    const what = `${init.method ?? 'GET'} ${path}`;
+    const response = await this.request(path, { ...init, signal }, what);
+    const text = await readText(response, what);
     if (!response.ok) {
-      const message = `${init.method ?? 'GET'} ${path} answered ${response.status}: ${text.slice(0, 500)}`;
+      const message = `${what} answered ${response.status}: ${text.slice(0, 500)}`;
       const final = response.status >= 400 && response.status < 500 && response.status !== 429;
       throw final ? new NonRetryableError(message) : new Error(message);
     }
@@ -163,28 +206,33 @@ export class ModelServerGenerator extends ConfiguredGenerator {
 
   /** Best effort: the attempt fails (or was aborted) anyway, and the server may be the cause. */
   private async cancel(path: string, logger: LoggerService): Promise<void> {
-    // The job's own signal may have fired: the cancel gets a fresh one.
-    await this.request(`${path}/cancel`, { method: 'POST', signal: new AbortController().signal })
+    const what = `POST ${path}/cancel`;
+    // The job's own signal may have fired: the cancel has only its request timeout.
+    await this.request(`${path}/cancel`, { method: 'POST' }, what)
       .then((response) => response.body?.cancel())
       .catch((error: unknown) => {
-        logger.warn(`POST ${path}/cancel failed: ${(error as Error).message}`);
+        logger.warn(`${what} failed: ${(error as Error).message}`);
       });
   }
 
-  /** `fetch` bounded by the job's signal, and by `requestTimeoutMs` until the answer begins. */
-  private async request(path: string | URL, init: RequestInit & { signal: AbortSignal }) {
+  /**
+   * `fetch` bounded by the job's signal and by `requestTimeoutMs`, which keeps running while the
+   * caller reads the body.
+   */
+  private request(
+    target: string | URL,
+    init: RequestInit & { signal?: AbortSignal },
+    what: string,
+  ): Promise<Response> {
     const timeoutMs = this.server.requestTimeoutMs;
     const timeout = new AbortController();
-    const url = typeof path === 'string' ? `${this.server.url}${path}` : path;
-    const timer = setTimeout(() => {
-      const request = `${init.method ?? 'GET'} ${url.toString()}`;
-      timeout.abort(new Error(`${request} got no answer within ${timeoutMs} ms`));
-    }, timeoutMs);
-    try {
-      return await fetch(url, { ...init, signal: AbortSignal.any([init.signal, timeout.signal]) });
-    } finally {
-      clearTimeout(timer);
-    }
+    setTimeout(
+      () => timeout.abort(new Error(`${what} did not finish within ${timeoutMs} ms`)),
+      timeoutMs,
+    ).unref();
+    const url = typeof target === 'string' ? `${this.server.url}${target}` : target;
+    const signals = init.signal ? [init.signal, timeout.signal] : [timeout.signal];
+    return fetch(url, { ...init, signal: AbortSignal.any(signals) });
   }
 }
 
