@@ -163,24 +163,29 @@ async function eventually(check: () => boolean, what: string): Promise<void> {
 
 describe('model servers', () => {
   let cog: CogServer;
+  /** Another host, such as a bucket outputs may come from. */
+  let other: CogServer;
   let kiln: TestKiln;
 
   beforeAll(async () => {
     await resetState();
     cog = await CogServer.start();
+    other = await CogServer.start();
     kiln = await TestKiln.start({
       MODEL_SERVERS: JSON.stringify({
         'cog-model': { url: cog.url, pollIntervalMs: 50, requestTimeoutMs: 2_000 },
         'missing-model': { url: 'http://127.0.0.1:9', requestTimeoutMs: 500 },
         'impatient-model': { url: cog.url, pollIntervalMs: 50, requestTimeoutMs: 200 },
         'small-model': { url: cog.url, pollIntervalMs: 50, maxOutputBytes: 20 },
+        'bucket-model': { url: cog.url, pollIntervalMs: 50, outputOrigins: [other.url] },
       }),
-      MAX_RETRIES_BY_KIND: 'cog-model=1,impatient-model=0,small-model=1',
+      MAX_RETRIES_BY_KIND: 'cog-model=1,impatient-model=0,small-model=1,bucket-model=1',
     });
   });
   afterAll(async () => {
     await kiln.close();
     await cog.close();
+    await other.close();
   });
 
   const predictionsOf = (text: string) =>
@@ -209,6 +214,33 @@ describe('model servers', () => {
       const result = await kiln.fetch(done.links.result!);
       expect(result.headers.get('content-type')).toBe(contentType);
       expect(await result.text()).toBe(body);
+    }
+  });
+
+  it('fetches output files from the server and its outputOrigins only, redirects included', async () => {
+    const refusedFrom = (origin: string) =>
+      `The output is on ${origin}, which is not among the model server's outputOrigins`;
+    const otherHost = other.url.replace('http:', '');
+    for (const [output, origin] of [
+      ['http://169.254.169.254/latest/meta-data/', 'http://169.254.169.254'],
+      [`${other.url}/files/a.txt?signature=secret`, other.url],
+      [`${otherHost}/files/b.txt`, other.url],
+      [`/files/redirect?to=${encodeURIComponent(`${other.url}/files/c.txt`)}`, other.url],
+    ]) {
+      const { body } = await kiln.submit('cog-model', { text: output, mode: 'echo' });
+      const failed = await kiln.waitForStatus(body.id, 'failed');
+      expect(failed.attempts).toBe(1);
+      expect(failed.error).toBe(refusedFrom(origin!));
+    }
+    expect(other.requests.filter((request) => request.startsWith('GET /files/'))).toEqual([]);
+
+    for (const [output, text] of [
+      [`${other.url}/files/d.txt`, 'spoken: d.txt'],
+      [`/files/redirect?to=${encodeURIComponent(`${other.url}/files/e.txt`)}`, 'spoken: e.txt'],
+    ]) {
+      const { body } = await kiln.submit('bucket-model', { text: output, mode: 'echo' });
+      const done = await kiln.waitForStatus(body.id, 'completed');
+      expect(await (await kiln.fetch(done.links.result!)).text()).toBe(text);
     }
   });
 

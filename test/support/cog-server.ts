@@ -13,6 +13,7 @@ interface Prediction {
       | 'stall'
       | 'data-uri'
       | 'json'
+      | 'echo'
       | 'slow-create'
       | 'poll-error'
       | 'chatty'
@@ -27,9 +28,9 @@ interface Prediction {
 
 /**
  * A small model server that follows Cog's prediction protocol: async predictions, named by the
- * client, that a scripted `mode` in the input completes (a file URL, a data URI or JSON), fails,
- * leaves running until cancelled, or stops answering about. A file it serves can stall midway
- * (`?stall`).
+ * client, that a scripted `mode` in the input completes (a file URL, a data URI, JSON or the text
+ * itself), fails, leaves running until cancelled, or stops answering about. Files it serves can
+ * redirect (`/files/redirect?to=…`) or stall midway (`?stall`).
  */
 export class CogServer {
   readonly predictions = new Map<string, Prediction>();
@@ -110,6 +111,12 @@ export class CogServer {
 
   private file(path: string, response: ServerResponse): void {
     const url = new URL(path, this.url);
+    const to = url.searchParams.get('to');
+    if (to) {
+      response.writeHead(302, { location: to });
+      response.end();
+      return;
+    }
     response.writeHead(200, { 'content-type': 'text/plain' });
     const text = `spoken: ${decodeURIComponent(url.pathname.slice(7))}`;
     // Headers and half the file, then nothing more.
@@ -136,6 +143,8 @@ export class CogServer {
     if (prediction.input.mode === 'data-uri')
       prediction.output = `data:audio/wav;base64,${Buffer.from(text).toString('base64')}`;
     else if (prediction.input.mode === 'json') prediction.output = { caption: text, score: 0.9 };
+    // A model that echoes its input: a client names the output URL.
+    else if (prediction.input.mode === 'echo') prediction.output = text;
     else {
       const stall = prediction.input.mode === 'stall-output' ? '?stall' : '';
       prediction.output = `${this.url}/files/${encodeURIComponent(text)}.txt${stall}`;

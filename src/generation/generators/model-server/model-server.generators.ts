@@ -61,6 +61,8 @@ function progressInLogs(logs: string | null | undefined): number | undefined {
 
 /** Bound on one JSON answer of the server: a prediction, its logs and a data URI output in it. */
 const MAX_ANSWER_BYTES = 64 * 2 ** 20;
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const MAX_REDIRECTS = 5;
 
 /** Passes `source` on, failing for good once it is over `limit` bytes. */
 async function* bounded(source: AsyncIterable<Buffer>, limit: number, tooLarge: string) {
@@ -86,14 +88,18 @@ async function readText(response: Response, what: string): Promise<string> {
  * A model server that speaks Cog's prediction protocol: `PUT /predictions/{id}` with
  * `Prefer: respond-async`, `GET /predictions/{id}` until it ends, and
  * `POST /predictions/{id}/cancel` when the job is aborted or the attempt fails before the end. The
- * output (a file URL, a data URI or any JSON) becomes the artifact.
+ * output (a file URL on an allowed origin, a data URI or any JSON) becomes the artifact.
  */
 export class ModelServerGenerator extends ConfiguredGenerator {
+  /** Where output files may be fetched from: the server itself and the configured origins. */
+  private readonly outputOrigins: Set<string>;
+
   constructor(
     kind: string,
     private readonly server: ModelServerConfig,
   ) {
     super(kind, server, `Runs a prediction on the model server configured as '${kind}'.`);
+    this.outputOrigins = new Set([new URL(server.url).origin, ...server.outputOrigins]);
   }
 
   async checkAvailability(signal: AbortSignal): Promise<Availability> {
@@ -159,10 +165,35 @@ export class ModelServerGenerator extends ConfiguredGenerator {
       if (data.length > this.server.maxOutputBytes) throw new NonRetryableError(this.tooLarge());
       return { data, contentType, extension: extensionOf(contentType) };
     }
-    if (typeof output === 'string' && /^(https?:\/\/|\/)/.test(output)) {
-      const url = new URL(output, this.server.url);
+    if (typeof output === 'string' && /^(https?:\/\/|\/)/.test(output))
+      return this.download(new URL(output, this.server.url), signal, tempDir);
+    return {
+      data: Buffer.from(JSON.stringify(output ?? null)),
+      contentType: 'application/json',
+      extension: 'json',
+    };
+  }
+
+  /** Fetches an output file, following only redirects that stay on allowed origins. */
+  private async download(
+    url: URL,
+    signal: AbortSignal,
+    tempDir: () => Promise<string>,
+  ): Promise<GeneratedOutput> {
+    for (let redirects = 0; ; redirects++) {
+      // A model that echoes its input could otherwise make Kiln fetch any address a client names.
+      if (!this.outputOrigins.has(url.origin))
+        throw new NonRetryableError(
+          `The output is on ${url.origin}, which is not among the model server's outputOrigins`,
+        );
       const what = `GET of the output on ${url.origin}`;
       const response = await this.request(url, { signal }, what);
+      const location = response.headers.get('location');
+      if (REDIRECTS.has(response.status) && location && redirects < MAX_REDIRECTS) {
+        await response.body?.cancel();
+        url = new URL(location, url);
+        continue;
+      }
       if (!response.ok || !response.body) {
         await response.body?.cancel();
         throw new Error(`${what} answered ${response.status}`);
@@ -180,11 +211,6 @@ export class ModelServerGenerator extends ConfiguredGenerator {
       );
       return { path, contentType, extension };
     }
-    return {
-      data: Buffer.from(JSON.stringify(output ?? null)),
-      contentType: 'application/json',
-      extension: 'json',
-    };
   }
 
   private tooLarge(): string {
@@ -217,7 +243,7 @@ export class ModelServerGenerator extends ConfiguredGenerator {
 
   /**
    * `fetch` bounded by the job's signal and by `requestTimeoutMs`, which keeps running while the
-   * caller reads the body.
+   * caller reads the body. Redirects come back as they are, for the caller to check.
    */
   private request(
     target: string | URL,
@@ -232,7 +258,7 @@ export class ModelServerGenerator extends ConfiguredGenerator {
     ).unref();
     const url = typeof target === 'string' ? `${this.server.url}${target}` : target;
     const signals = init.signal ? [init.signal, timeout.signal] : [timeout.signal];
-    return fetch(url, { ...init, signal: AbortSignal.any(signals) });
+    return fetch(url, { ...init, redirect: 'manual', signal: AbortSignal.any(signals) });
   }
 }
 
