@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobView } from '../src/jobs/job.dto.js';
 import { CogServer } from './support/cog-server.js';
+import { freePort } from './support/ports.js';
 import { TestKiln, resetState } from './support/kiln.js';
 
 const MODEL_SCRIPT = join(import.meta.dirname, 'fixtures/commands/model.mjs');
@@ -163,18 +164,22 @@ async function eventually(check: () => boolean, what: string): Promise<void> {
 
 describe('model servers', () => {
   let cog: CogServer;
-  /** Another host, such as a bucket outputs may come from. */
+  /** Another host: a bucket outputs may come from, and a server that failed its setup. */
   let other: CogServer;
+  let missingUrl: string;
   let kiln: TestKiln;
 
   beforeAll(async () => {
     await resetState();
     cog = await CogServer.start();
     other = await CogServer.start();
+    other.health = 'SETUP_FAILED';
+    missingUrl = `http://127.0.0.1:${await freePort()}`;
     kiln = await TestKiln.start({
       MODEL_SERVERS: JSON.stringify({
         'cog-model': { url: cog.url, pollIntervalMs: 50, requestTimeoutMs: 2_000 },
-        'missing-model': { url: 'http://127.0.0.1:9', requestTimeoutMs: 500 },
+        'missing-model': { url: missingUrl, requestTimeoutMs: 500 },
+        'broken-model': { url: other.url },
         'impatient-model': { url: cog.url, pollIntervalMs: 50, requestTimeoutMs: 200 },
         'small-model': { url: cog.url, pollIntervalMs: 50, maxOutputBytes: 20 },
         'bucket-model': { url: cog.url, pollIntervalMs: 50, outputOrigins: [other.url] },
@@ -332,17 +337,29 @@ describe('model servers', () => {
     }
   });
 
-  it('shows an unreachable server unavailable and refuses its jobs', async () => {
+  it('shows an unreachable or broken server unavailable, without its address, and refuses its jobs', async () => {
     const { body } = await kiln.request<
       { kind: string; availability: { available: boolean; reason?: string } }[]
     >('GET', '/generators');
-    expect(body.find((entry) => entry.kind === 'missing-model')?.availability).toMatchObject({
+    const availability = (kind: string) => body.find((entry) => entry.kind === kind)?.availability;
+    expect(availability('missing-model')).toMatchObject({
       available: false,
-      reason: expect.stringContaining('http://127.0.0.1:9 is unreachable') as string,
+      reason: 'model server unreachable: connection refused',
     });
-    expect(body.find((entry) => entry.kind === 'cog-model')?.availability.available).toBe(true);
+    expect(availability('broken-model')).toMatchObject({
+      available: false,
+      reason: 'model server reports SETUP_FAILED',
+    });
+    expect(availability('cog-model')?.available).toBe(true);
     const refused = await kiln.submit('missing-model', { text: 'x' });
     expect(refused.status).toBe(503);
+    const health = await (await kiln.fetch('/health')).text();
+    for (const url of [cog.url, other.url, missingUrl]) {
+      expect(JSON.stringify(body)).not.toContain(url);
+      expect(JSON.stringify(refused.body)).not.toContain(url);
+      expect(health).not.toContain(url);
+    }
+    expect(health).toContain('model server reports SETUP_FAILED');
   });
 });
 

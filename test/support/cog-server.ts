@@ -38,6 +38,8 @@ export class CogServer {
   readonly requests: string[] = [];
   /** Answer every request with this status instead (a server in trouble). */
   failWith?: number;
+  /** What `GET /health-check` reports. */
+  health = 'READY';
 
   private constructor(private readonly server: Server) {}
 
@@ -72,7 +74,8 @@ export class CogServer {
     const url = request.url ?? '/';
     this.requests.push(`${request.method} ${url}`);
     if (this.failWith) return send(this.failWith, { detail: 'model server is overloaded' });
-    if (request.method === 'GET' && url === '/health-check') return send(200, { status: 'READY' });
+    if (request.method === 'GET' && url === '/health-check')
+      return send(200, { status: this.health });
     if (request.method === 'GET' && url.startsWith('/files/')) return this.file(url, response);
     const match = /^\/predictions\/([^/]+)(\/cancel)?$/.exec(url);
     if (request.method === 'PUT' && match && !match[2]) {

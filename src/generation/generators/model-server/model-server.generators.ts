@@ -4,7 +4,7 @@ import { extname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Injectable, type LoggerService } from '@nestjs/common';
+import { Injectable, Logger, type LoggerService } from '@nestjs/common';
 import { KilnConfig } from '../../../config/config.js';
 import type { ModelServerConfig } from '../../../config/generator-config.js';
 import {
@@ -84,6 +84,21 @@ async function readText(response: Response, what: string): Promise<string> {
   return Buffer.concat(chunks).toString();
 }
 
+const NETWORK_PROBLEMS: Record<string, string> = {
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset',
+  ENOTFOUND: 'host not found',
+  EAI_AGAIN: 'host name lookup failed',
+  UND_ERR_CONNECT_TIMEOUT: 'connection timed out',
+};
+
+/** What went wrong on the way to the server, without its address (which the cause's message has). */
+function networkProblem(error: unknown): string {
+  const code = ((error as Error).cause as { code?: unknown } | undefined)?.code;
+  if (typeof code === 'string') return NETWORK_PROBLEMS[code] ?? code;
+  return (error as Error).message;
+}
+
 /**
  * A model server that speaks Cog's prediction protocol: `PUT /predictions/{id}` with
  * `Prefer: respond-async`, `GET /predictions/{id}` until it ends, and
@@ -91,8 +106,10 @@ async function readText(response: Response, what: string): Promise<string> {
  * output (a file URL on an allowed origin, a data URI or any JSON) becomes the artifact.
  */
 export class ModelServerGenerator extends ConfiguredGenerator {
+  private readonly logger = new Logger('ModelServers');
   /** Where output files may be fetched from: the server itself and the configured origins. */
   private readonly outputOrigins: Set<string>;
+  private reportedProblem?: string;
 
   constructor(
     kind: string,
@@ -102,23 +119,27 @@ export class ModelServerGenerator extends ConfiguredGenerator {
     this.outputOrigins = new Set([new URL(server.url).origin, ...server.outputOrigins]);
   }
 
+  /** The reason never names the server (the health report is public); the log does. */
   async checkAvailability(signal: AbortSignal): Promise<Availability> {
+    const problem = await this.healthProblem(signal);
+    if (problem && problem !== this.reportedProblem)
+      this.logger.warn(`'${this.kind}' at ${this.server.url}: ${problem}`);
+    this.reportedProblem = problem;
+    return problem ? { available: false, reason: problem } : { available: true };
+  }
+
+  private async healthProblem(signal: AbortSignal): Promise<string | undefined> {
     try {
       const what = 'GET /health-check';
       const response = await this.request('/health-check', { signal }, what);
       const text = await readText(response, what);
-      if (!response.ok)
-        return { available: false, reason: `${this.server.url} answered ${response.status}` };
+      if (!response.ok) return `model server answered ${response.status} to its health check`;
       const status = (JSON.parse(text || '{}') as { status?: string } | null)?.status;
-      if (status && BROKEN_STATES.has(status))
-        return { available: false, reason: `${this.server.url} is ${status}` };
-      return { available: true };
+      if (status && BROKEN_STATES.has(status)) return `model server reports ${status}`;
+      return undefined;
     } catch (error) {
-      if (error instanceof SyntaxError) return { available: true };
-      return {
-        available: false,
-        reason: `${this.server.url} is unreachable: ${(error as Error).message}`,
-      };
+      if (error instanceof SyntaxError) return undefined;
+      return `model server unreachable: ${networkProblem(error)}`;
     }
   }
 
@@ -237,7 +258,7 @@ export class ModelServerGenerator extends ConfiguredGenerator {
     await this.request(`${path}/cancel`, { method: 'POST' }, what)
       .then((response) => response.body?.cancel())
       .catch((error: unknown) => {
-        logger.warn(`${what} failed: ${(error as Error).message}`);
+        logger.warn(`${what} failed: ${networkProblem(error)}`);
       });
   }
 
