@@ -1,9 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { type AddressInfo, createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_KEY, TEST_ENV, TestKiln, resetState } from './support/kiln.js';
+import { freePort } from './support/ports.js';
 
 const ORIGIN = 'https://app.example';
 const header = (response: globalThis.Response, name: string) => response.headers.get(name) ?? '';
@@ -158,16 +158,6 @@ describe('logs', () => {
     requestId?: string;
     req?: { method: string; url: string; headers: Record<string, string>; remoteAddress: string };
     res?: { statusCode: number };
-  }
-
-  /** A port nothing listens on now. */
-  async function freePort(): Promise<number> {
-    const server = createServer().listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const { port } = server.address() as AddressInfo;
-    server.close();
-    await once(server, 'close');
-    return port;
   }
 
   /** Starts `node dist/src/main.js` and returns its URL once it answers. */

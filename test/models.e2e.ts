@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobView } from '../src/jobs/job.dto.js';
 import { CogServer } from './support/cog-server.js';
 import { TestKiln, resetState, sql } from './support/kiln.js';
+import { freePort } from './support/ports.js';
 
 const MODEL_SCRIPT = join(import.meta.dirname, 'fixtures/commands/model.mjs');
 const scratch = mkdtempSync(join(tmpdir(), 'kiln-models-'));
@@ -218,6 +219,13 @@ describe('command generators', () => {
   });
 });
 
+async function eventually(check: () => boolean, what: string): Promise<void> {
+  for (let tries = 0; !check(); tries++) {
+    if (tries > 250) throw new Error(`never happened: ${what}`);
+    await sleep(20);
+  }
+}
+
 describe('a command running at shutdown', () => {
   beforeAll(resetState);
 
@@ -245,24 +253,38 @@ describe('a command running at shutdown', () => {
 
 describe('model servers', () => {
   let cog: CogServer;
+  /** Another host: a bucket outputs may come from, and a server that failed its setup. */
+  let other: CogServer;
+  let missingUrl: string;
   let kiln: TestKiln;
 
   beforeAll(async () => {
     await resetState();
     cog = await CogServer.start();
+    other = await CogServer.start();
+    other.health = 'SETUP_FAILED';
+    missingUrl = `http://127.0.0.1:${await freePort()}`;
     kiln = await TestKiln.start({
       MODEL_SERVERS: JSON.stringify({
         'cog-model': { url: cog.url, pollIntervalMs: 50, requestTimeoutMs: 2_000 },
-        'missing-model': { url: 'http://127.0.0.1:9', requestTimeoutMs: 500 },
+        'missing-model': { url: missingUrl, requestTimeoutMs: 500 },
+        'broken-model': { url: other.url },
         'impatient-model': { url: cog.url, pollIntervalMs: 50, requestTimeoutMs: 200 },
+        'small-model': { url: cog.url, pollIntervalMs: 50, maxOutputBytes: 20 },
+        'bucket-model': { url: cog.url, pollIntervalMs: 50, outputOrigins: [other.url] },
       }),
-      MAX_RETRIES_BY_KIND: 'cog-model=1,impatient-model=0',
+      MAX_RETRIES_BY_KIND: 'cog-model=1,impatient-model=0,small-model=1,bucket-model=1',
     });
   });
   afterAll(async () => {
     await kiln.close();
     await cog.close();
+    await other.close();
   });
+
+  const predictionsOf = (text: string) =>
+    [...cog.predictions.values()].filter((prediction) => prediction.input.text === text);
+  const cancelled = (id: string) => cog.requests.includes(`POST /predictions/${id}/cancel`);
 
   it('runs a prediction to the end and stores its output file', async () => {
     const { body } = await kiln.submit('cog-model', { text: 'hello' });
@@ -270,6 +292,9 @@ describe('model servers', () => {
     const result = await kiln.fetch(done.links.result!);
     expect(result.headers.get('content-type')).toBe('text/plain');
     expect(await result.text()).toBe('spoken: hello.txt');
+    const [prediction] = predictionsOf('hello');
+    expect(prediction?.id).toMatch(new RegExp(`^${body.id}-[0-9a-f]{8}$`));
+    expect(cog.requests).toContain(`PUT /predictions/${prediction?.id}`);
   });
 
   it('decodes a data URI output, and stores any other output as JSON', async () => {
@@ -284,6 +309,54 @@ describe('model servers', () => {
       expect(result.headers.get('content-type')).toBe(contentType);
       expect(await result.text()).toBe(body);
     }
+  });
+
+  it('fetches output files from the server and its outputOrigins only, redirects included', async () => {
+    const refusedFrom = (origin: string) =>
+      `The output is on ${origin}, which is not among the model server's outputOrigins`;
+    const otherHost = other.url.replace('http:', '');
+    for (const [output, origin] of [
+      ['http://169.254.169.254/latest/meta-data/', 'http://169.254.169.254'],
+      [`${other.url}/files/a.txt?signature=secret`, other.url],
+      [`${otherHost}/files/b.txt`, other.url],
+      [`/files/redirect?to=${encodeURIComponent(`${other.url}/files/c.txt`)}`, other.url],
+    ]) {
+      const { body } = await kiln.submit('cog-model', { text: output, mode: 'echo' });
+      const failed = await kiln.waitForStatus(body.id, 'failed');
+      expect(failed.attempts).toBe(1);
+      expect(failed.error).toBe(refusedFrom(origin!));
+    }
+    expect(other.requests.filter((request) => request.startsWith('GET /files/'))).toEqual([]);
+
+    for (const [output, text] of [
+      [`${other.url}/files/d.txt`, 'spoken: d.txt'],
+      [`/files/redirect?to=${encodeURIComponent(`${other.url}/files/e.txt`)}`, 'spoken: e.txt'],
+    ]) {
+      const { body } = await kiln.submit('bucket-model', { text: output, mode: 'echo' });
+      const done = await kiln.waitForStatus(body.id, 'completed');
+      expect(await (await kiln.fetch(done.links.result!)).text()).toBe(text);
+    }
+  });
+
+  it('refuses an output over maxOutputBytes, as a file or a data URI, and an oversized answer', async () => {
+    const small = await kiln.submit('small-model', { text: 'hi' });
+    await kiln.waitForStatus(small.body.id, 'completed');
+    for (const input of [
+      { text: 'a longer sentence' },
+      { text: 'x'.repeat(21), mode: 'data-uri' },
+    ]) {
+      const { body } = await kiln.submit('small-model', input);
+      const failed = await kiln.waitForStatus(body.id, 'failed');
+      expect(failed.attempts).toBe(1);
+      expect(failed.error).toBe("The output is over the model server's maxOutputBytes (20)");
+    }
+
+    const chatty = await kiln.submit('cog-model', { text: 'chatty', mode: 'chatty' });
+    const failed = await kiln.waitForStatus(chatty.body.id, 'failed');
+    expect(failed.attempts).toBe(1);
+    expect(failed.error).toMatch(
+      /^The answer to GET \/predictions\/[\w-]+ is over 67108864 bytes$/,
+    );
   });
 
   it('fails a job whose prediction fails, with the model error', async () => {
@@ -304,7 +377,7 @@ describe('model servers', () => {
       const { body } = await kiln.submit('cog-model', { text: 'y' });
       const broken = await kiln.waitForStatus(body.id, 'failed');
       expect(broken.attempts).toBe(2);
-      expect(broken.error).toContain('POST /predictions answered 500');
+      expect(broken.error).toMatch(/^PUT \/predictions\/[\w-]+ answered 500/);
     } finally {
       cog.failWith = undefined;
     }
@@ -313,7 +386,13 @@ describe('model servers', () => {
   it('fails an attempt when the server stops answering within its request timeout', async () => {
     const { body } = await kiln.submit('impatient-model', { text: 'x', mode: 'stall' });
     const failed = await kiln.waitForStatus(body.id, 'failed');
-    expect(failed.error).toMatch(/^GET http:.+\/predictions\/p\d+ got no answer within 200 ms$/);
+    expect(failed.error).toMatch(/^GET \/predictions\/[\w-]+ did not finish within 200 ms$/);
+  });
+
+  it('keeps the request timeout running while a body is read', async () => {
+    const { body } = await kiln.submit('impatient-model', { text: 'x', mode: 'stall-output' });
+    const failed = await kiln.waitForStatus(body.id, 'failed');
+    expect(failed.error).toBe(`GET of the output on ${cog.url} did not finish within 200 ms`);
   });
 
   it('cancels the prediction on the server when the job is cancelled', async () => {
@@ -321,22 +400,55 @@ describe('model servers', () => {
     await kiln.waitForJob(body.id, (job) => job.status === 'processing' && job.progress > 0);
     await kiln.request('DELETE', `/jobs/${body.id}`);
     await kiln.waitForStatus(body.id, 'cancelled');
-    const prediction = [...cog.predictions.values()].find((entry) => entry.input.text === 'z');
-    for (let tries = 0; prediction?.status !== 'canceled' && tries < 100; tries++) await sleep(20);
+    await eventually(() => predictionsOf('z')[0]?.status === 'canceled', 'prediction cancelled');
+  });
+
+  it('cancels a prediction whose creation had not answered when the job was cancelled', async () => {
+    const { body } = await kiln.submit('cog-model', { text: 'slow', mode: 'slow-create' });
+    await eventually(() => predictionsOf('slow').length > 0, 'prediction created');
+    await kiln.request('DELETE', `/jobs/${body.id}`);
+    await kiln.waitForStatus(body.id, 'cancelled');
+    const [prediction] = predictionsOf('slow');
+    await eventually(() => cancelled(prediction!.id), 'cancel sent');
     expect(prediction?.status).toBe('canceled');
   });
 
-  it('shows an unreachable server unavailable and refuses its jobs', async () => {
+  it('cancels the prediction of an attempt that fails while polling, before the retry', async () => {
+    const { body } = await kiln.submit('cog-model', { text: 'poll', mode: 'poll-error' });
+    const failed = await kiln.waitForStatus(body.id, 'failed');
+    expect(failed.attempts).toBe(2);
+    expect(failed.error).toMatch(/^GET \/predictions\/[\w-]+ answered 500/);
+    const predictions = predictionsOf('poll');
+    expect(predictions).toHaveLength(2);
+    for (const prediction of predictions) {
+      expect(cancelled(prediction.id)).toBe(true);
+      expect(prediction.status).toBe('canceled');
+    }
+  });
+
+  it('shows an unreachable or broken server unavailable, without its address, and refuses its jobs', async () => {
     const { body } = await kiln.request<
       { kind: string; availability: { available: boolean; reason?: string } }[]
     >('GET', '/generators');
-    expect(body.find((entry) => entry.kind === 'missing-model')?.availability).toMatchObject({
+    const availability = (kind: string) => body.find((entry) => entry.kind === kind)?.availability;
+    expect(availability('missing-model')).toMatchObject({
       available: false,
-      reason: expect.stringContaining('http://127.0.0.1:9 is unreachable') as string,
+      reason: 'model server unreachable: connection refused',
     });
-    expect(body.find((entry) => entry.kind === 'cog-model')?.availability.available).toBe(true);
+    expect(availability('broken-model')).toMatchObject({
+      available: false,
+      reason: 'model server reports SETUP_FAILED',
+    });
+    expect(availability('cog-model')?.available).toBe(true);
     const refused = await kiln.submit('missing-model', { text: 'x' });
     expect(refused.status).toBe(503);
+    const health = await (await kiln.fetch('/health')).text();
+    for (const url of [cog.url, other.url, missingUrl]) {
+      expect(JSON.stringify(body)).not.toContain(url);
+      expect(JSON.stringify(refused.body)).not.toContain(url);
+      expect(health).not.toContain(url);
+    }
+    expect(health).toContain('model server reports SETUP_FAILED');
   });
 });
 

@@ -64,7 +64,24 @@ describe('loadConfig', () => {
       url: 'http://models:5000',
       resources: 'cpu',
       pollIntervalMs: 500,
+      outputOrigins: [],
+      maxOutputBytes: 2 ** 30,
     });
+    const withBucket = loadConfig({
+      MODEL_SERVERS: JSON.stringify({
+        caption: { url: 'http://models:5000', outputOrigins: ['https://out.s3.amazonaws.com/'] },
+      }),
+    });
+    expect(withBucket.generators.modelServers.caption?.outputOrigins).toEqual([
+      'https://out.s3.amazonaws.com',
+    ]);
+    expect(() =>
+      loadConfig({
+        MODEL_SERVERS: JSON.stringify({
+          caption: { url: 'http://models:5000', outputOrigins: ['https://out.example/bucket'] },
+        }),
+      }),
+    ).toThrow(/MODEL_SERVERS\.caption\.outputOrigins\.0: expected an origin only/);
     expect(() => loadConfig({ COMMAND_GENERATORS: '{upscale' })).toThrow(
       /COMMAND_GENERATORS: not JSON/,
     );

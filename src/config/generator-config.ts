@@ -65,13 +65,26 @@ const commandEntry = z.strictObject({
     .default('bin'),
 });
 
+/** `https://bucket.s3.amazonaws.com`: a scheme, a host and maybe a port, nothing more. */
+const origin = z
+  .url({ protocol: /^https?$/ })
+  .refine((url) => new URL(url).origin === url.replace(/\/$/, ''), 'expected an origin only')
+  .transform((url) => new URL(url).origin);
+
 const modelServerEntry = z.strictObject({
   ...describedGenerator,
   /** Base URL of a server that speaks Cog's prediction protocol. Never taken from a request. */
   url: z.url({ protocol: /^https?$/ }).transform((url) => url.replace(/\/+$/, '')),
   pollIntervalMs: z.int().min(10).default(500),
-  /** Bound on each HTTP request to the server (not on the prediction, which JOB_TIMEOUT_MS bounds). */
+  /** Bound on each HTTP request, its body included (the prediction has JOB_TIMEOUT_MS). */
   requestTimeoutMs: z.int().min(100).default(10_000),
+  /** Origins besides the server's own that output URLs may point at (a bucket it uploads to). */
+  outputOrigins: z.array(origin).default([]),
+  /** Bound on an output file, and on the decoded bytes of a data URI output. */
+  maxOutputBytes: z
+    .int()
+    .min(1)
+    .default(2 ** 30),
 });
 
 const byKind = <S extends z.ZodType>(entry: S) =>

@@ -1,9 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { extname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger, type LoggerService } from '@nestjs/common';
 import { KilnConfig } from '../../../config/config.js';
 import type { ModelServerConfig } from '../../../config/generator-config.js';
 import {
@@ -49,63 +50,122 @@ const extensionOf = (contentType: string, url?: URL): string =>
     .toLowerCase() ||
     'bin');
 
+/** Progress is read from the end of the logs only: Cog sends all of them on every poll. */
+const PROGRESS_LOGS_TAIL = 1_000;
+
 /** The last percentage a progress bar (tqdm and the like) wrote to the logs, as 0..1. */
 function progressInLogs(logs: string | null | undefined): number | undefined {
-  const percent = [...(logs ?? '').matchAll(/(\d{1,3})%/g)].at(-1)?.[1];
+  const percent = [...(logs ?? '').slice(-PROGRESS_LOGS_TAIL).matchAll(/(\d{1,3})%/g)].at(-1)?.[1];
   return percent === undefined ? undefined : Math.min(100, Number(percent)) / 100;
 }
 
+/** Bound on one JSON answer of the server: a prediction, its logs and a data URI output in it. */
+const MAX_ANSWER_BYTES = 64 * 2 ** 20;
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const MAX_REDIRECTS = 5;
+
+/** Passes `source` on, failing for good once it is over `limit` bytes. */
+async function* bounded(source: AsyncIterable<Buffer>, limit: number, tooLarge: string) {
+  let total = 0;
+  for await (const chunk of source) {
+    total += chunk.length;
+    if (total > limit) throw new NonRetryableError(tooLarge);
+    yield chunk;
+  }
+}
+
+async function readText(response: Response, what: string): Promise<string> {
+  const chunks: Buffer[] = [];
+  if (response.body) {
+    const tooLarge = `The answer to ${what} is over ${MAX_ANSWER_BYTES} bytes`;
+    for await (const chunk of bounded(Readable.fromWeb(response.body), MAX_ANSWER_BYTES, tooLarge))
+      chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString();
+}
+
+const NETWORK_PROBLEMS: Record<string, string> = {
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset',
+  ENOTFOUND: 'host not found',
+  EAI_AGAIN: 'host name lookup failed',
+  UND_ERR_CONNECT_TIMEOUT: 'connection timed out',
+};
+
+/** What went wrong on the way to the server, without its address (which the cause's message has). */
+function networkProblem(error: unknown): string {
+  const code = ((error as Error).cause as { code?: unknown } | undefined)?.code;
+  if (typeof code === 'string') return NETWORK_PROBLEMS[code] ?? code;
+  return (error as Error).message;
+}
+
 /**
- * A model server that speaks Cog's prediction protocol: `POST /predictions` with
- * `Prefer: respond-async`, `GET /predictions/{id}` until it ends, `POST /predictions/{id}/cancel`
- * when the job is aborted. The output (a file URL, a data URI or any JSON) becomes the artifact.
+ * A model server that speaks Cog's prediction protocol: `PUT /predictions/{id}` with
+ * `Prefer: respond-async`, `GET /predictions/{id}` until it ends, and
+ * `POST /predictions/{id}/cancel` when the job is aborted or the attempt fails before the end. The
+ * output (a file URL on an allowed origin, a data URI or any JSON) becomes the artifact.
  */
 export class ModelServerGenerator extends ConfiguredGenerator {
+  private readonly logger = new Logger('ModelServers');
+  /** Where output files may be fetched from: the server itself and the configured origins. */
+  private readonly outputOrigins: Set<string>;
+  private reportedProblem?: string;
+
   constructor(
     kind: string,
     private readonly server: ModelServerConfig,
   ) {
     super(kind, server, `Runs a prediction on the model server configured as '${kind}'.`);
+    this.outputOrigins = new Set([new URL(server.url).origin, ...server.outputOrigins]);
   }
 
+  /** The reason never names the server (the health report is public); the log does. */
   async checkAvailability(signal: AbortSignal): Promise<Availability> {
+    const problem = await this.healthProblem(signal);
+    if (problem && problem !== this.reportedProblem)
+      this.logger.warn(`'${this.kind}' at ${this.server.url}: ${problem}`);
+    this.reportedProblem = problem;
+    return problem ? { available: false, reason: problem } : { available: true };
+  }
+
+  private async healthProblem(signal: AbortSignal): Promise<string | undefined> {
     try {
-      const response = await this.request('/health-check', { signal });
-      const body = (await response.json().catch(() => ({}))) as { status?: string };
-      if (!response.ok)
-        return { available: false, reason: `${this.server.url} answered ${response.status}` };
-      if (body.status && BROKEN_STATES.has(body.status))
-        return { available: false, reason: `${this.server.url} is ${body.status}` };
-      return { available: true };
+      const what = 'GET /health-check';
+      const response = await this.request('/health-check', { signal }, what);
+      const text = await readText(response, what);
+      if (!response.ok) return `model server answered ${response.status} to its health check`;
+      const status = (JSON.parse(text || '{}') as { status?: string } | null)?.status;
+      if (status && BROKEN_STATES.has(status)) return `model server reports ${status}`;
+      return undefined;
     } catch (error) {
-      return {
-        available: false,
-        reason: `${this.server.url} is unreachable: ${(error as Error).message}`,
-      };
+      if (error instanceof SyntaxError) return undefined;
+      return `model server unreachable: ${networkProblem(error)}`;
     }
   }
 
   async generate(
     input: unknown,
-    { signal, progress, tempDir }: GenerationContext,
+    { jobId, signal, progress, tempDir, logger }: GenerationContext,
   ): Promise<GeneratedOutput> {
     progress('preparing');
-    let prediction = await this.call('/predictions', signal, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', prefer: 'respond-async' },
-      body: JSON.stringify({ input }),
-    });
-    if (typeof prediction.id !== 'string')
-      throw new Error(`POST /predictions answered without a prediction id`);
+    // Kiln names the prediction, so it can cancel one whose creation never answered. The suffix
+    // keeps an attempt handed back at shutdown, which runs again under its number, apart.
+    const path = `/predictions/${encodeURIComponent(`${jobId}-${randomUUID().slice(0, 8)}`)}`;
+    let prediction: Prediction;
     try {
+      prediction = await this.call(path, signal, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', prefer: 'respond-async' },
+        body: JSON.stringify({ input }),
+      });
       while (!FINISHED.has(prediction.status)) {
         const step = prediction.status === 'starting' ? 'loading_model' : 'generating';
         progress(step, progressInLogs(prediction.logs));
         await sleep(this.server.pollIntervalMs, undefined, { signal });
-        prediction = await this.call(`/predictions/${encodeURIComponent(prediction.id)}`, signal);
+        prediction = await this.call(path, signal);
       }
     } catch (error) {
-      if (signal.aborted) void this.cancel(prediction.id);
+      await this.cancel(path, logger);
       throw error;
     }
     if (prediction.status === 'failed')
@@ -123,21 +183,11 @@ export class ModelServerGenerator extends ConfiguredGenerator {
   ): Promise<GeneratedOutput> {
     if (typeof output === 'string' && output.startsWith('data:')) {
       const { contentType, data } = decodeDataUri(output);
+      if (data.length > this.server.maxOutputBytes) throw new NonRetryableError(this.tooLarge());
       return { data, contentType, extension: extensionOf(contentType) };
     }
-    if (typeof output === 'string' && /^(https?:\/\/|\/)/.test(output)) {
-      const url = new URL(output, this.server.url);
-      const response = await this.request(url, { signal });
-      if (!response.ok || !response.body)
-        throw new Error(`Fetching the output ${url.href} answered ${response.status}`);
-      const contentType = (response.headers.get('content-type') ?? 'application/octet-stream')
-        .split(';')[0]!
-        .trim();
-      const extension = extensionOf(contentType, url);
-      const path = join(await tempDir(), `output.${extension}`);
-      await pipeline(Readable.fromWeb(response.body), createWriteStream(path), { signal });
-      return { path, contentType, extension };
-    }
+    if (typeof output === 'string' && /^(https?:\/\/|\/)/.test(output))
+      return this.download(new URL(output, this.server.url), signal, tempDir);
     return {
       data: Buffer.from(JSON.stringify(output ?? null)),
       contentType: 'application/json',
@@ -145,40 +195,91 @@ export class ModelServerGenerator extends ConfiguredGenerator {
     };
   }
 
+  /** Fetches an output file, following only redirects that stay on allowed origins. */
+  private async download(
+    url: URL,
+    signal: AbortSignal,
+    tempDir: () => Promise<string>,
+  ): Promise<GeneratedOutput> {
+    for (let redirects = 0; ; redirects++) {
+      // A model that echoes its input could otherwise make Kiln fetch any address a client names.
+      if (!this.outputOrigins.has(url.origin))
+        throw new NonRetryableError(
+          `The output is on ${url.origin}, which is not among the model server's outputOrigins`,
+        );
+      const what = `GET of the output on ${url.origin}`;
+      const response = await this.request(url, { signal }, what);
+      const location = response.headers.get('location');
+      if (REDIRECTS.has(response.status) && location && redirects < MAX_REDIRECTS) {
+        await response.body?.cancel();
+        url = new URL(location, url);
+        continue;
+      }
+      if (!response.ok || !response.body) {
+        await response.body?.cancel();
+        throw new Error(`${what} answered ${response.status}`);
+      }
+      const contentType = (response.headers.get('content-type') ?? 'application/octet-stream')
+        .split(';')[0]!
+        .trim();
+      const extension = extensionOf(contentType, url);
+      const path = join(await tempDir(), `output.${extension}`);
+      await pipeline(
+        Readable.fromWeb(response.body),
+        (source: AsyncIterable<Buffer>) =>
+          bounded(source, this.server.maxOutputBytes, this.tooLarge()),
+        createWriteStream(path),
+      );
+      return { path, contentType, extension };
+    }
+  }
+
+  private tooLarge(): string {
+    return `The output is over the model server's maxOutputBytes (${this.server.maxOutputBytes})`;
+  }
+
   /** A JSON call to the server; a refusal of the input is final, any other failure retryable. */
   private async call(path: string, signal: AbortSignal, init: RequestInit = {}) {
-    const response = await this.request(path, { ...init, signal });
-    const text = await response.text();
+    const what = `${init.method ?? 'GET'} ${path}`;
+    const response = await this.request(path, { ...init, signal }, what);
+    const text = await readText(response, what);
     if (!response.ok) {
-      const message = `${init.method ?? 'GET'} ${path} answered ${response.status}: ${text.slice(0, 500)}`;
+      const message = `${what} answered ${response.status}: ${text.slice(0, 500)}`;
       const final = response.status >= 400 && response.status < 500 && response.status !== 429;
       throw final ? new NonRetryableError(message) : new Error(message);
     }
     return JSON.parse(text) as Prediction;
   }
 
-  private async cancel(id: string): Promise<void> {
-    const path = `/predictions/${encodeURIComponent(id)}/cancel`;
-    // The job's own signal has fired: the cancel gets a fresh one.
-    await this.request(path, { method: 'POST', signal: new AbortController().signal })
+  /** Best effort: the attempt fails (or was aborted) anyway, and the server may be the cause. */
+  private async cancel(path: string, logger: LoggerService): Promise<void> {
+    const what = `POST ${path}/cancel`;
+    // The job's own signal may have fired: the cancel has only its request timeout.
+    await this.request(`${path}/cancel`, { method: 'POST' }, what)
       .then((response) => response.body?.cancel())
-      .catch(() => undefined);
+      .catch((error: unknown) => {
+        logger.warn(`${what} failed: ${networkProblem(error)}`);
+      });
   }
 
-  /** `fetch` bounded by the job's signal, and by `requestTimeoutMs` until the answer begins. */
-  private async request(path: string | URL, init: RequestInit & { signal: AbortSignal }) {
+  /**
+   * `fetch` bounded by the job's signal and by `requestTimeoutMs`, which keeps running while the
+   * caller reads the body. Redirects come back as they are, for the caller to check.
+   */
+  private request(
+    target: string | URL,
+    init: RequestInit & { signal?: AbortSignal },
+    what: string,
+  ): Promise<Response> {
     const timeoutMs = this.server.requestTimeoutMs;
     const timeout = new AbortController();
-    const url = typeof path === 'string' ? `${this.server.url}${path}` : path;
-    const timer = setTimeout(() => {
-      const request = `${init.method ?? 'GET'} ${url.toString()}`;
-      timeout.abort(new Error(`${request} got no answer within ${timeoutMs} ms`));
-    }, timeoutMs);
-    try {
-      return await fetch(url, { ...init, signal: AbortSignal.any([init.signal, timeout.signal]) });
-    } finally {
-      clearTimeout(timer);
-    }
+    setTimeout(
+      () => timeout.abort(new Error(`${what} did not finish within ${timeoutMs} ms`)),
+      timeoutMs,
+    ).unref();
+    const url = typeof target === 'string' ? `${this.server.url}${target}` : target;
+    const signals = init.signal ? [init.signal, timeout.signal] : [timeout.signal];
+    return fetch(url, { ...init, redirect: 'manual', signal: AbortSignal.any(signals) });
   }
 }
 
