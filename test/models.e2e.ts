@@ -542,16 +542,16 @@ describe('GPU and CPU pools', () => {
   });
 
   it('refuses GPU work where this process must serve the GPU queue without a GPU', async () => {
-    const alone = await TestKiln.start({
-      KILN_WORKER_QUEUES: 'cpu,gpu',
-      COMMAND_GENERATORS: JSON.stringify({ 'gpu-model': command({ resources: 'gpu' }) }),
-    });
-    try {
-      const refused = await alone.submit('gpu-model', { prompt: 'x' });
-      expect(refused.status).toBe(503);
-      expect(refused.body).toMatchObject({ kind: 'gpu-model' });
-    } finally {
-      await alone.close();
-    }
+    await TestKiln.using(
+      {
+        KILN_WORKER_QUEUES: 'cpu,gpu',
+        COMMAND_GENERATORS: JSON.stringify({ 'gpu-model': command({ resources: 'gpu' }) }),
+      },
+      async (alone) => {
+        const refused = await alone.submit('gpu-model', { prompt: 'x' });
+        expect(refused.status).toBe(503);
+        expect(refused.body).toMatchObject({ kind: 'gpu-model' });
+      },
+    );
   });
 });
