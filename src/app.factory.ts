@@ -8,7 +8,7 @@ import { ProblemDetailsFilter } from './common/problem-details.filter.js';
 import { setupSwagger } from './common/swagger.js';
 import type { KilnConfig } from './config/config.js';
 import { GeneratorRegistry } from './generation/generator.registry.js';
-import { createLogger } from './logging/logger.options.js';
+import { createLogger, logRequests } from './logging/logger.options.js';
 import packageJson from '../package.json' with { type: 'json' };
 
 /** Builds the application for the configured role; the caller listens (or not, in tests). */
@@ -35,6 +35,7 @@ export async function createKilnApp(
     void reply.header('x-request-id', request.id);
     done();
   });
+  logRequests(adapter.getInstance(), config);
   // Probes and Prometheus expect the conventional paths.
   app.setGlobalPrefix('api/v1', { exclude: ['health', 'health/*path', 'metrics'] });
   app.useGlobalFilters(new ProblemDetailsFilter());
