@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import cors from '@fastify/cors';
-import helmet from '@fastify/helmet';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import helmet from 'helmet';
 import { AppModule, type AppOptions } from './app.module.js';
 import { ProblemDetailsFilter } from './common/problem-details.filter.js';
 import { setupSwagger } from './common/swagger.js';
@@ -68,7 +68,8 @@ const CORS_EXPOSED_HEADERS = [
 /** Security headers on every response, and CORS for the configured origins only. */
 async function registerSecurity(app: NestFastifyApplication, config: KilnConfig): Promise<void> {
   const origins = config.http.corsOrigins;
-  await app.register(helmet, {
+  // Built once: @fastify/helmet builds helmet's middleware anew on every request.
+  const securityHeaders = helmet({
     contentSecurityPolicy: {
       // Helmet's defaults otherwise. Swagger UI at /docs loads its scripts from /docs itself, and
       // needs inline styles and data: images.
@@ -82,6 +83,12 @@ async function registerSecurity(app: NestFastifyApplication, config: KilnConfig)
     // Results may be fetched from the allowed origins' pages (an <audio src>, say).
     crossOriginResourcePolicy: { policy: origins.length > 0 ? 'cross-origin' : 'same-origin' },
   });
+  app
+    .getHttpAdapter()
+    .getInstance()
+    .addHook('onRequest', (request, reply, done) => {
+      securityHeaders(request.raw, reply.raw, () => done());
+    });
   if (origins.length === 0) return;
   await app.register(cors, {
     // An allowed origin is echoed back (with Vary: Origin); any other gets no CORS headers.
