@@ -34,6 +34,11 @@ describe('loadConfig', () => {
     expect(config.worker.queues).toBeUndefined();
     expect(loadConfig({ KILN_WORKER_QUEUES: 'gpu' }).worker.queues).toEqual(['gpu']);
     expect(() => loadConfig({ KILN_WORKER_QUEUES: 'tpu' })).toThrow(/KILN_WORKER_QUEUES/);
+    // Bounded like MAX_RETRIES, and a timeout of 0 would abort every attempt at once.
+    expect(() => loadConfig({ MAX_RETRIES_BY_KIND: 'speech=101' })).toThrow(/MAX_RETRIES_BY_KIND/);
+    expect(() => loadConfig({ JOB_TIMEOUT_MS_BY_KIND: 'speech=0' })).toThrow(
+      /JOB_TIMEOUT_MS_BY_KIND/,
+    );
   });
 
   it('reads configured commands and model servers, naming what is wrong', () => {

@@ -12,7 +12,7 @@ const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce.number().int().min(min).max(max);
 
 /** `music=60000,speech=5000` → `{ music: 60000, speech: 5000 }` */
-const perKind = (what: string) =>
+const perKind = (what: string, min: number, max = Number.MAX_SAFE_INTEGER) =>
   z
     .string()
     .regex(
@@ -29,7 +29,8 @@ const perKind = (what: string) =>
             return [kind, Number(value)];
           }),
       ),
-    );
+    )
+    .pipe(z.record(z.string(), z.number().int().min(min).max(max)));
 
 const DURATION_UNITS_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
@@ -89,8 +90,8 @@ const envSchema = z.object({
   MAX_RETRIES: int(0, 100).default(3),
   RETRY_DELAY_MS: int(0).default(1000),
   JOB_TIMEOUT_MS: int(1).default(600_000),
-  JOB_TIMEOUT_MS_BY_KIND: perKind('milliseconds').default({}),
-  MAX_RETRIES_BY_KIND: perKind('retries').default({}),
+  JOB_TIMEOUT_MS_BY_KIND: perKind('milliseconds', 1).default({}),
+  MAX_RETRIES_BY_KIND: perKind('retries', 0, 100).default({}),
   PROGRESS_INTERVAL_MS: int(0).default(250),
   CPU_CONCURRENCY: int(1, 1024).default(availableParallelism()),
   GPU_CONCURRENCY: int(1, 1024).optional(),
