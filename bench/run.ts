@@ -1,6 +1,6 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -124,12 +124,23 @@ function checked(result: autocannon.Result): autocannon.Result {
   return result;
 }
 
+/** CPU time a process has used (user + system), from /proc: steadier than throughput on a busy machine. */
+function cpuMicros(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  // utime and stime, fields 14 and 15 of the line, in clock ticks (100 a second on Linux).
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+}
+
 async function submitBench(side: Side) {
   await reset();
   const server = await side.startServer();
   try {
     await load(side.submitUrl, { duration: 2 }); // warm-up
+    const cpuBefore = cpuMicros(server.pid!);
     const saturated = checked(await load(side.submitUrl, { duration: SECONDS }));
+    const serverCpuMicrosPerRequest = Math.round(
+      (cpuMicros(server.pid!) - cpuBefore) / saturated.requests.total,
+    );
     const fixed = checked(
       await load(side.submitUrl, { duration: SECONDS, connections: 20, overallRate: 1000 }),
     );
@@ -137,6 +148,7 @@ async function submitBench(side: Side) {
       requestsPerSecond: saturated.requests.average,
       p50Ms: saturated.latency.p50,
       p99Ms: saturated.latency.p99,
+      serverCpuMicrosPerRequest,
       at1000: {
         requestsPerSecond: fixed.requests.average,
         p50Ms: fixed.latency.p50,
