@@ -7,6 +7,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import type { Repository } from 'typeorm';
 import { sha256Hex } from '../common/canonical-json.js';
+import { Sql } from '../database/sql.service.js';
 import { KilnConfig } from '../config/config.js';
 import type { GeneratedOutput } from '../generation/generator.js';
 import { Artifact } from './artifact.entity.js';
@@ -38,6 +39,7 @@ export class ArtifactStore {
 
   constructor(
     @InjectRepository(Artifact) private readonly artifacts: Repository<Artifact>,
+    private readonly sql: Sql,
     private readonly config: KilnConfig,
   ) {}
 
@@ -85,7 +87,7 @@ export class ArtifactStore {
   private async record(sha256: string, output: GeneratedOutput, size: number): Promise<void> {
     const recordedAt = this.recorded.get(sha256);
     if (recordedAt !== undefined && Date.now() - recordedAt < REFRESH_AFTER_MS) return;
-    await this.artifacts.query(
+    await this.sql.query(
       `INSERT INTO artifacts (sha256, content_type, extension, size_bytes) VALUES ($1, $2, $3, $4)
        ON CONFLICT (sha256) DO UPDATE SET last_used_at = now()
        WHERE artifacts.last_used_at < now() - $5 * interval '1 millisecond'`,

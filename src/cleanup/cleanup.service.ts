@@ -6,6 +6,7 @@ import { DataSource } from 'typeorm';
 import { ArtifactStore, UNUSED_ARTIFACT_GRACE_MS } from '../cache/artifact-store.service.js';
 import { KilnConfig } from '../config/config.js';
 import { withAdvisoryLock } from '../database/advisory-lock.js';
+import { Sql } from '../database/sql.service.js';
 import { JobQueue } from '../jobs/job-queue.service.js';
 import { JobReconciler, type ReconcileReport } from '../jobs/job-reconciler.service.js';
 import { KilnMetrics } from '../metrics/kiln-metrics.js';
@@ -42,6 +43,7 @@ export class CleanupService {
 
   constructor(
     private readonly dataSource: DataSource,
+    private readonly sql: Sql,
     private readonly artifacts: ArtifactStore,
     private readonly queue: JobQueue,
     private readonly reconciler: JobReconciler,
@@ -103,7 +105,7 @@ export class CleanupService {
   private async removeExpiredJobs(): Promise<{ jobs: number; artifacts: number }> {
     let jobs = 0;
     for (let deleted = BATCH; deleted === BATCH; jobs += deleted) {
-      const [row] = await this.dataSource.query<[{ count: number }]>(
+      const row = await this.sql.one<{ count: number }>(
         `WITH deleted AS (
            DELETE FROM jobs WHERE id IN (
              SELECT id FROM jobs
@@ -171,7 +173,7 @@ export class CleanupService {
     const jobIds = stale.flatMap((name) => JOB_TEMP_DIR.exec(name)?.[1] ?? []);
     const running = new Set(
       (
-        await this.dataSource.query<{ id: string }[]>(
+        await this.sql.query<{ id: string }>(
           `SELECT id FROM jobs WHERE id = ANY($1::uuid[]) AND status = 'processing'`,
           [jobIds],
         )

@@ -1,9 +1,10 @@
-import { Injectable, Logger, Module, type OnModuleInit } from '@nestjs/common';
+import { Global, Injectable, Logger, Module, type OnModuleInit } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { KilnConfig } from '../config/config.js';
 import { withAdvisoryLock } from './advisory-lock.js';
 import { dataSourceOptions } from './data-source-options.js';
+import { Sql } from './sql.service.js';
 
 /** Applies pending migrations at start; replicas starting together take turns on a lock. */
 @Injectable()
@@ -27,6 +28,7 @@ class MigrationRunner implements OnModuleInit {
   }
 }
 
+@Global()
 @Module({
   imports: [
     TypeOrmModule.forRootAsync({
@@ -34,6 +36,7 @@ class MigrationRunner implements OnModuleInit {
       useFactory: (config: KilnConfig) => dataSourceOptions(config),
     }),
   ],
-  providers: [MigrationRunner],
+  providers: [MigrationRunner, Sql],
+  exports: [Sql],
 })
 export class DatabaseModule {}

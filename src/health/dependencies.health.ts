@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { HealthIndicatorService } from '@nestjs/terminus';
-import { DataSource } from 'typeorm';
 import { KilnConfig } from '../config/config.js';
+import { Sql } from '../database/sql.service.js';
 import { RedisService } from '../redis/redis.service.js';
 
 /** PostgreSQL and Redis, each asked one cheap question on a connection Kiln already holds. */
@@ -9,7 +9,7 @@ import { RedisService } from '../redis/redis.service.js';
 export class DependenciesHealth {
   constructor(
     private readonly indicators: HealthIndicatorService,
-    private readonly dataSource: DataSource,
+    private readonly sql: Sql,
     private readonly connections: RedisService,
     private readonly config: KilnConfig,
   ) {}
@@ -18,7 +18,7 @@ export class DependenciesHealth {
     return this.indicators
       .check('database')
       .attempt(async () => {
-        await this.dataSource.query('SELECT 1');
+        await this.sql.query('SELECT 1');
         return { message: 'PostgreSQL answered' };
       })
       .withTimeout(this.config.health.checkTimeoutMs);

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { HealthIndicatorService } from '@nestjs/terminus';
-import { DataSource } from 'typeorm';
 import { KilnConfig } from '../config/config.js';
+import { Sql } from '../database/sql.service.js';
 
 interface Backlog {
   pending: number;
@@ -14,7 +14,7 @@ interface Backlog {
 export class QueueHealth {
   constructor(
     private readonly indicators: HealthIndicatorService,
-    private readonly dataSource: DataSource,
+    private readonly sql: Sql,
     private readonly config: KilnConfig,
   ) {}
 
@@ -22,7 +22,7 @@ export class QueueHealth {
     const indicator = this.indicators.check('queue');
     const threshold = this.config.health.queueBacklogThreshold;
     try {
-      const [details] = await this.dataSource.query<[Backlog]>(
+      const details = await this.sql.one<Backlog>(
         `SELECT count(*) FILTER (WHERE status = 'pending')::int AS pending,
            count(*) FILTER (WHERE status = 'processing')::int AS processing,
            extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'pending'))::float8

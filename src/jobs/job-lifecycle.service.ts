@@ -4,6 +4,7 @@ import type { Repository } from 'typeorm';
 import type { OwnerScope } from '../auth/principal.js';
 import type { StoredArtifact } from '../cache/artifact-store.service.js';
 import { rowToEntity } from '../database/row-to-entity.js';
+import { Sql } from '../database/sql.service.js';
 import { KilnMetrics } from '../metrics/kiln-metrics.js';
 import { JobEvents, jobEvent } from './job-events.service.js';
 import { FINAL_STATUSES, Job, type JobStep } from './job.entity.js';
@@ -20,6 +21,7 @@ const ownerFilter = (scope: OwnerScope) => (scope.all ? null : scope.ownerId);
 export class JobLifecycle {
   constructor(
     @InjectRepository(Job) private readonly jobs: Repository<Job>,
+    private readonly sql: Sql,
     private readonly events: JobEvents,
     private readonly metrics: KilnMetrics,
   ) {}
@@ -123,8 +125,7 @@ export class JobLifecycle {
 
   /** Runs one conditional UPDATE; publishes and returns the new row, or null if nothing matched. */
   private async transition(sql: string, parameters: unknown[]): Promise<Job | null> {
-    const [rows] = await this.jobs.query<[Record<string, unknown>[], number]>(sql, parameters);
-    const row = rows[0];
+    const [row] = await this.sql.query(sql, parameters);
     if (!row) return null;
     const job = rowToEntity(this.jobs, row);
     this.events.publishUpdate(jobEvent(job));

@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { withAdvisoryLock } from '../database/advisory-lock.js';
+import { Sql } from '../database/sql.service.js';
 import { GeneratorRegistry } from '../generation/generator.registry.js';
 import { JobLifecycle } from './job-lifecycle.service.js';
 import { type Enqueueable, JobQueue } from './job-queue.service.js';
@@ -23,6 +24,7 @@ export class JobReconciler {
 
   constructor(
     private readonly dataSource: DataSource,
+    private readonly sql: Sql,
     private readonly queue: JobQueue,
     private readonly lifecycle: JobLifecycle,
     private readonly registry: GeneratorRegistry,
@@ -34,7 +36,7 @@ export class JobReconciler {
   }
 
   private async pass(): Promise<ReconcileReport> {
-    const rows = await this.dataSource.query<Enqueueable[]>(
+    const rows = await this.sql.query<Enqueueable>(
       `SELECT id, kind, priority, max_attempts AS "maxAttempts" FROM jobs
        WHERE status IN ('pending', 'processing') ORDER BY created_at LIMIT $1`,
       [BATCH],

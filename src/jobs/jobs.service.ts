@@ -17,6 +17,7 @@ import {
 import { parseWith } from '../common/validation.js';
 import { KilnConfig } from '../config/config.js';
 import { rowToEntity } from '../database/row-to-entity.js';
+import { Sql } from '../database/sql.service.js';
 import { GeneratorAvailability } from '../generation/generator-availability.service.js';
 import { GeneratorRegistry } from '../generation/generator.registry.js';
 import { KilnMetrics } from '../metrics/kiln-metrics.js';
@@ -51,6 +52,7 @@ export class JobsService implements OnApplicationBootstrap {
 
   constructor(
     @InjectRepository(Job) private readonly jobs: Repository<Job>,
+    private readonly sql: Sql,
     private readonly registry: GeneratorRegistry,
     private readonly availability: GeneratorAvailability,
     private readonly queue: JobQueue,
@@ -175,8 +177,8 @@ export class JobsService implements OnApplicationBootstrap {
   }
 
   async stats(): Promise<QueueStats> {
-    const [[row], queues] = await Promise.all([
-      this.jobs.query<[Omit<QueueStats, 'queues'>]>(`
+    const [row, queues] = await Promise.all([
+      this.sql.one<Omit<QueueStats, 'queues'>>(`
         SELECT
           count(*) FILTER (WHERE status = 'pending')::int    AS pending,
           count(*) FILTER (WHERE status = 'processing')::int AS processing,
@@ -256,7 +258,7 @@ export class JobsService implements OnApplicationBootstrap {
       (row, index) =>
         `(${row.map((_value, column) => `$${index * row.length + column + 1}`).join(', ')})`,
     );
-    const rows = await this.jobs.query<Record<string, unknown>[]>(
+    const rows = await this.sql.query(
       `INSERT INTO jobs (id, kind, input, input_hash, generator_version, priority, max_attempts,
          owner_id, idempotency_key, batch_id)
        VALUES ${placeholders.join(', ')}

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { DataSource } from 'typeorm';
+import { Sql } from '../database/sql.service.js';
 import { JobsService } from '../jobs/jobs.service.js';
 import type { MetricsSummary } from './metrics-summary.dto.js';
 import { RouteLatency } from './route-latency.service.js';
@@ -26,7 +26,7 @@ const toPercentiles = (values: readonly (number | null)[] | null) =>
 @Injectable()
 export class MetricsSummaryService {
   constructor(
-    private readonly dataSource: DataSource,
+    private readonly sql: Sql,
     private readonly latency: RouteLatency,
     private readonly jobs: JobsService,
   ) {}
@@ -66,7 +66,7 @@ export class MetricsSummaryService {
 
   /** percentile_cont interpolates between the two nearest samples: exact, not an average of averages. */
   private kinds(since: Date): Promise<KindRow[]> {
-    return this.dataSource.query<KindRow[]>(
+    return this.sql.query<KindRow>(
       `SELECT kind,
          count(*)::int AS submitted,
          count(*) FILTER (WHERE status = 'completed')::int AS completed,
