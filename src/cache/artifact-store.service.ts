@@ -21,7 +21,7 @@ async function fileSha256(path: string): Promise<string> {
 /** Cleanup leaves an artifact no job refers to alone for this long after it was last stored. */
 export const UNUSED_ARTIFACT_GRACE_MS = 3_600_000;
 const REFRESH_AFTER_MS = 60_000;
-const RECORDED_MAX = 10_000;
+const REMEMBERED_MAX = 10_000;
 
 /** A file stored by content, ready for the job that produced it to refer to. */
 export type StoredArtifact = Pick<Artifact, 'sha256' | 'contentType' | 'extension' | 'sizeBytes'>;
@@ -34,8 +34,8 @@ export type StoredArtifact = Pick<Artifact, 'sha256' | 'contentType' | 'extensio
 export class ArtifactStore {
   /** Shard directories known to exist, so a save costs no mkdir. */
   private readonly directories = new Set<string>();
-  /** When this process last recorded each recent artifact's row, oldest first. */
-  private readonly recorded = new Map<string, number>();
+  /** When this process last recorded each recent artifact's row and saw its file, oldest first. */
+  private readonly stored = new Map<string, number>();
 
   constructor(
     @InjectRepository(Artifact) private readonly artifacts: Repository<Artifact>,
@@ -50,11 +50,17 @@ export class ArtifactStore {
   /**
    * Records the artifact, then writes it beside the target and renames, so a reader never sees
    * a partial file. The row comes first: cleanup deletes a row and its file in one transaction,
-   * so once the row is (re)written here the file check below cannot race a deletion.
+   * so once the row is (re)written here the file check below cannot race a deletion. Content
+   * this process stored less than a minute ago costs nothing: cleanup spares it for an hour.
    */
   async store(output: GeneratedOutput): Promise<StoredArtifact> {
     const sha256 = 'data' in output ? sha256Hex(output.data) : await fileSha256(output.path);
     const size = 'data' in output ? output.data.length : (await stat(output.path)).size;
+    const stored = { sha256, contentType: output.contentType, extension: output.extension };
+    if (this.storedRecently(sha256)) {
+      if ('path' in output) await unlink(output.path);
+      return { ...stored, sizeBytes: size };
+    }
     await this.record(sha256, output, size);
     const target = this.pathOf(sha256);
     const directory = dirname(target);
@@ -62,8 +68,7 @@ export class ArtifactStore {
       await mkdir(directory, { recursive: true });
       this.directories.add(directory);
     }
-    const stored = await stat(target).catch(() => undefined);
-    if (stored) {
+    if (await stat(target).catch(() => undefined)) {
       // Stored before: same name, same bytes.
       if ('path' in output) await unlink(output.path);
     } else {
@@ -72,30 +77,29 @@ export class ArtifactStore {
       else await this.moveInto(output.path, partial);
       await rename(partial, target);
     }
-    return {
-      sha256,
-      contentType: output.contentType,
-      extension: output.extension,
-      sizeBytes: size,
-    };
+    this.remember(sha256);
+    return { ...stored, sizeBytes: size };
   }
 
-  /**
-   * Inserts the row, or marks it used again if it is older than a minute: far inside the grace
-   * cleanup gives, so content this process recorded a moment ago needs no statement at all.
-   */
+  /** Inserts the row, or marks it used again if it is older than a minute. */
   private async record(sha256: string, output: GeneratedOutput, size: number): Promise<void> {
-    const recordedAt = this.recorded.get(sha256);
-    if (recordedAt !== undefined && Date.now() - recordedAt < REFRESH_AFTER_MS) return;
     await this.sql.query(
       `INSERT INTO artifacts (sha256, content_type, extension, size_bytes) VALUES ($1, $2, $3, $4)
        ON CONFLICT (sha256) DO UPDATE SET last_used_at = now()
        WHERE artifacts.last_used_at < now() - $5 * interval '1 millisecond'`,
       [sha256, output.contentType, output.extension, size, REFRESH_AFTER_MS],
     );
-    this.recorded.delete(sha256);
-    this.recorded.set(sha256, Date.now());
-    if (this.recorded.size > RECORDED_MAX) this.recorded.delete(this.recorded.keys().next().value!);
+  }
+
+  private storedRecently(sha256: string): boolean {
+    const storedAt = this.stored.get(sha256);
+    return storedAt !== undefined && Date.now() - storedAt < REFRESH_AFTER_MS;
+  }
+
+  private remember(sha256: string): void {
+    this.stored.delete(sha256);
+    this.stored.set(sha256, Date.now());
+    if (this.stored.size > REMEMBERED_MAX) this.stored.delete(this.stored.keys().next().value!);
   }
 
   find(sha256: string): Promise<Artifact | null> {
