@@ -1,6 +1,9 @@
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseWavHeader } from '../src/generation/generators/music/wav.js';
+import type { JobEvent } from '../src/jobs/job-events.service.js';
 import type { JobView } from '../src/jobs/job.dto.js';
+import { REDIS_URL, TEST_PREFIX } from './support/env.js';
 import { TestKiln, resetState, sql } from './support/kiln.js';
 
 let kiln: TestKiln;
@@ -61,12 +64,7 @@ describe('submit, run and download', () => {
     const { body } = await kiln.submit('test', { holdMs: 400 });
     const response = await kiln.fetch(`/api/v1/jobs/${body.id}/events`);
     expect(response.headers.get('content-type')).toBe('text/event-stream');
-    const events = (await response.text())
-      .split('\n\n')
-      .filter((chunk) => chunk.startsWith('event: update'))
-      .map(
-        (chunk) => JSON.parse(chunk.split('data: ')[1]!) as { status: string; progress: number },
-      );
+    const events = parseEvents(await response.text());
     expect(events.at(-1)).toMatchObject({ status: 'completed', progress: 1 });
     expect(
       events.some(
@@ -74,7 +72,55 @@ describe('submit, run and download', () => {
       ),
     ).toBe(true);
   });
+
+  it('publishes live updates only for jobs someone streams', async () => {
+    const published: string[] = [];
+    const subscriber = new Redis(REDIS_URL);
+    subscriber.on('message', (_channel: string, message: string) =>
+      published.push((JSON.parse(message) as JobEvent).id),
+    );
+    await subscriber.subscribe(`${TEST_PREFIX}:job-updates`);
+    try {
+      const unwatched = await kiln.submit('test', { holdMs: 400 });
+      await kiln.waitForStatus(unwatched.body.id, 'completed');
+      const watched = await kiln.submit('test', { holdMs: 400 });
+      await (await kiln.fetch(`/api/v1/jobs/${watched.body.id}/events`)).text();
+      expect(published).toContain(watched.body.id);
+      expect(published).not.toContain(unwatched.body.id);
+    } finally {
+      subscriber.disconnect();
+    }
+  });
+
+  it('catches up from the row on an update pub/sub never delivered', async () => {
+    // The file's app runs the job; this one only streams it, re-reading often.
+    await TestKiln.using({ KILN_ROLE: 'api', EVENTS_RESYNC_MS: '200' }, async (api) => {
+      const { body } = await api.submit('test', { holdMs: 2_000 });
+      const response = await api.fetch(`/api/v1/jobs/${body.id}/events`);
+      const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+      const first = parseEvents(new TextDecoder().decode((await reader.read()).value));
+      expect(first).toMatchObject([{ id: body.id, error: null }]);
+      // Changed behind Kiln's back: no process publishes this, and the worker's next updates
+      // no longer match the row.
+      await sql(
+        `UPDATE jobs SET status = 'cancelled', current_step = 'cancelled', finished_at = now(),
+           updated_at = now() WHERE id = $1`,
+        [body.id],
+      );
+      let rest = '';
+      for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read())
+        rest += new TextDecoder().decode(chunk.value);
+      expect(parseEvents(rest).at(-1)).toMatchObject({ status: 'cancelled', step: 'cancelled' });
+    });
+  });
 });
+
+function parseEvents(text: string): JobEvent[] {
+  return text
+    .split('\n\n')
+    .filter((chunk) => chunk.startsWith('event: update'))
+    .map((chunk) => JSON.parse(chunk.split('data: ')[1]!) as JobEvent);
+}
 
 describe('listing', () => {
   it('filters by status and kind and pages with a cursor', async () => {

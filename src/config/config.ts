@@ -93,6 +93,7 @@ const envSchema = z.object({
   JOB_TIMEOUT_MS_BY_KIND: perKind('milliseconds', 1).default({}),
   MAX_RETRIES_BY_KIND: perKind('retries', 0, 100).default({}),
   PROGRESS_INTERVAL_MS: int(0).default(250),
+  EVENTS_RESYNC_MS: int(100).default(5_000),
   CPU_CONCURRENCY: int(1, 1024).default(availableParallelism()),
   GPU_CONCURRENCY: int(1, 1024).optional(),
   // Unset: the CPU queue, and the GPU queue too where nvidia-smi finds a GPU at start.
@@ -162,6 +163,8 @@ function toConfig(env: z.output<typeof envSchema>, inherited: Record<string, str
       ),
       retryDelayMs: env.RETRY_DELAY_MS,
       reconcileIntervalMs: env.RECONCILE_INTERVAL_MS,
+      /** How often a live event stream re-reads its job, for an update pub/sub did not deliver. */
+      eventsResyncMs: env.EVENTS_RESYNC_MS,
     },
     worker: {
       queues: env.KILN_WORKER_QUEUES,

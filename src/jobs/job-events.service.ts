@@ -11,6 +11,7 @@ export interface JobEvent {
   step: JobStep;
   progress: number;
   error: string | null;
+  updatedAt: string;
 }
 
 export const jobEvent = (job: Job): JobEvent => ({
@@ -19,61 +20,78 @@ export const jobEvent = (job: Job): JobEvent => ({
   step: job.currentStep,
   progress: job.progress,
   error: job.error,
+  updatedAt: job.updatedAt.toISOString(),
 });
+
+/** How often a process repeats which jobs it streams; the others forget after three silences. */
+const WATCH_RENEW_MS = 10_000;
+const WATCH_LAPSE_MS = 3 * WATCH_RENEW_MS;
 
 /**
  * Job updates and cancel requests cross processes over Redis pub/sub: a worker's progress
  * reaches whichever API replica streams it, and a cancel reaches whichever worker runs the job.
+ *
+ * Most jobs are never streamed, so updates are published only for jobs some process announces
+ * it streams: a message per step would cost every job Redis round trips and every API process
+ * a parse. An update that crosses an announcement in flight is caught by the stream's re-reads.
  */
 @Injectable()
 export class JobEvents implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('JobEvents');
   private readonly local = new EventEmitter().setMaxListeners(0);
-  private readonly updatesChannel: string;
-  private readonly cancelChannel: string;
+  private readonly channels: { updates: string; cancel: string; watch: string };
+  /** Jobs streamed anywhere, with when their last announcement lapses. */
+  private readonly watched = new Map<string, number>();
+  private renewal?: NodeJS.Timeout;
   private subscriber?: Redis;
 
   constructor(
     private readonly redis: RedisService,
     private readonly config: KilnConfig,
   ) {
-    this.updatesChannel = redis.key('job-updates');
-    this.cancelChannel = redis.key('job-cancel');
+    this.channels = {
+      updates: redis.key('job-updates'),
+      cancel: redis.key('job-cancel'),
+      watch: redis.key('job-watch'),
+    };
   }
 
   async onModuleInit(): Promise<void> {
     this.subscriber = this.redis.dedicated('events');
-    this.subscriber.on('message', (channel: string, message: string) => {
-      if (channel === this.updatesChannel) {
-        const event = JSON.parse(message) as JobEvent;
-        this.local.emit(`update:${event.id}`, event);
-      } else if (channel === this.cancelChannel) {
-        this.local.emit('cancel', message);
-      }
-    });
-    // Only the API streams updates: a worker-only process would just receive (and parse) its own.
-    const channels = this.config.runsApi
-      ? [this.updatesChannel, this.cancelChannel]
-      : [this.cancelChannel];
+    this.subscriber.on('message', (channel: string, message: string) =>
+      this.receive(channel, message),
+    );
+    // Every role changes jobs (the API cancels), so every process hears which are streamed.
+    const channels = [this.channels.watch];
+    if (this.config.runsApi) channels.push(this.channels.updates);
+    if (this.config.runsWorker) channels.push(this.channels.cancel);
     await this.subscriber.subscribe(...channels);
+    this.renewal = setInterval(() => this.renew(), WATCH_RENEW_MS).unref();
   }
 
   /** Live streams end first at shutdown (their clients reconnect elsewhere), so HTTP can drain. */
   onModuleDestroy(): void {
+    clearInterval(this.renewal);
     this.local.emit('closing');
   }
 
   publishUpdate(event: JobEvent): void {
-    this.publish(this.updatesChannel, JSON.stringify(event));
+    if (this.isWatched(event.id)) void this.publish(this.channels.updates, JSON.stringify(event));
   }
 
   requestCancel(id: string): void {
-    this.publish(this.cancelChannel, id);
+    void this.publish(this.channels.cancel, id);
   }
 
-  /** Calls `listener` with every update of one job until the returned function is called. */
-  watch(id: string, listener: (event: JobEvent) => void): () => void {
+  /**
+   * Calls `listener` with every update of one job until the returned function is called. Resolves
+   * once the other processes have been told, so that a read of the job after it misses nothing
+   * but an update already in flight.
+   */
+  async watch(id: string, listener: (event: JobEvent) => void): Promise<() => void> {
+    const first = this.local.listenerCount(`update:${id}`) === 0;
     this.local.on(`update:${id}`, listener);
+    if (first) await this.publish(this.channels.watch, id);
     return () => this.local.off(`update:${id}`, listener);
   }
 
@@ -87,9 +105,39 @@ export class JobEvents implements OnModuleInit, OnModuleDestroy {
     this.local.on('cancel', listener);
   }
 
-  private publish(channel: string, message: string): void {
-    // Live updates are best effort: the row stays the truth, and a cancel is also stored there.
-    this.redis.client.publish(channel, message).catch((error: Error) => {
+  private receive(channel: string, message: string): void {
+    if (channel === this.channels.updates) {
+      const event = JSON.parse(message) as JobEvent;
+      this.local.emit(`update:${event.id}`, event);
+    } else if (channel === this.channels.cancel) {
+      this.local.emit('cancel', message);
+    } else if (channel === this.channels.watch) {
+      const lapsesAt = Date.now() + WATCH_LAPSE_MS;
+      for (const id of message.split(',')) this.watched.set(id, lapsesAt);
+    }
+  }
+
+  private isWatched(id: string): boolean {
+    return (this.watched.get(id) ?? 0) > Date.now() || this.local.listenerCount(`update:${id}`) > 0;
+  }
+
+  /** Repeats this process's streams, for workers started since, and forgets lapsed ones. */
+  private renew(): void {
+    const now = Date.now();
+    for (const [id, lapsesAt] of this.watched) if (lapsesAt <= now) this.watched.delete(id);
+    const streamed = this.local
+      .eventNames()
+      .flatMap((name) =>
+        typeof name === 'string' && name.startsWith('update:')
+          ? [name.slice('update:'.length)]
+          : [],
+      );
+    if (streamed.length > 0) void this.publish(this.channels.watch, streamed.join(','));
+  }
+
+  /** Best effort: the row stays the truth, a cancel is also stored there, and streams re-read. */
+  private async publish(channel: string, message: string): Promise<void> {
+    await this.redis.client.publish(channel, message).catch((error: Error) => {
       this.logger.warn(`Could not publish on ${channel}: ${error.message}`);
     });
   }

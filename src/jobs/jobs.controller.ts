@@ -30,6 +30,7 @@ import { ApiProblems } from '../common/api-problems.decorator.js';
 import { apiRef } from '../common/openapi.js';
 import { ProblemError, badRequest } from '../common/problem.js';
 import { ZodPipe } from '../common/validation.js';
+import { KilnConfig } from '../config/config.js';
 import { Submits } from '../rate-limit/submit-cost.decorator.js';
 import { type JobEvent, JobEvents, jobEvent } from './job-events.service.js';
 import {
@@ -64,6 +65,7 @@ export class JobsController {
   constructor(
     private readonly jobs: JobsService,
     private readonly events: JobEvents,
+    private readonly config: KilnConfig,
   ) {}
 
   @Post()
@@ -220,22 +222,37 @@ export class JobsController {
       connection: 'keep-alive',
       'x-accel-buffering': 'no',
     });
-    const heartbeat = setInterval(() => raw.write(': keep-alive\n\n'), SSE_HEARTBEAT_MS);
+    let timers: NodeJS.Timeout[] = [];
+    let unwatch = () => {};
     const close = () => {
-      clearInterval(heartbeat);
+      for (const timer of timers) clearInterval(timer);
       unwatch();
       stopOnClosing();
       raw.end();
     };
+    let sent = { updatedAt: '', data: '' };
     const send = (event: JobEvent) => {
-      if (raw.writableEnded) return;
-      raw.write(`event: update\ndata: ${JSON.stringify(event)}\n\n`);
+      const data = JSON.stringify(event);
+      // A re-read and a live update may cross: never repeat one, never step back.
+      if (raw.writableEnded || data === sent.data || event.updatedAt < sent.updatedAt) return;
+      sent = { updatedAt: event.updatedAt, data };
+      raw.write(`event: update\ndata: ${data}\n\n`);
       if (FINAL_STATUSES.includes(event.status)) close();
     };
-    // Subscribe first, then read: no update can fall between the two.
-    const unwatch = this.events.watch(id, send);
+    const read = () =>
+      this.jobs.get(id, scopeOf(caller)).then(
+        (job) => send(jobEvent(job)),
+        () => undefined, // the next re-read will do
+      );
     const stopOnClosing = this.events.onClosing(close);
     request.raw.on('close', close);
-    send(jobEvent(await this.jobs.get(id, scopeOf(caller))));
+    // Watch first, then read: only an update already in flight can fall between the two.
+    unwatch = await this.events.watch(id, send);
+    if (raw.writableEnded) return unwatch();
+    timers = [
+      setInterval(() => raw.write(': keep-alive\n\n'), SSE_HEARTBEAT_MS),
+      setInterval(() => void read(), this.config.jobs.eventsResyncMs),
+    ];
+    await read();
   }
 }
