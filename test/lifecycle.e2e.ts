@@ -196,3 +196,25 @@ describe('graceful shutdown', () => {
     expect([202, 503]).toContain((await inFlight).status);
   });
 });
+
+describe('prepared statements', () => {
+  it('keep working in a running process after a migration adds a column', async () => {
+    await resetState();
+    // Two connections, each preparing the statements before the migration; no retry to hide
+    // a statement that fails after it.
+    await TestKiln.using({ DB_POOL_SIZE: '2', MAX_RETRIES: '0' }, async (kiln) => {
+      const runJobs = async () => {
+        const submitted = await Promise.all([1, 2, 3, 4].map(() => kiln.submit('test', {})));
+        expect(submitted.map((response) => response.status)).toEqual([202, 202, 202, 202]);
+        return Promise.all(submitted.map(({ body }) => kiln.waitForStatus(body.id, 'completed')));
+      };
+      await runJobs();
+      await sql('ALTER TABLE jobs ADD COLUMN added_by_a_later_release text');
+      try {
+        expect(await runJobs()).toHaveLength(4);
+      } finally {
+        await sql('ALTER TABLE jobs DROP COLUMN added_by_a_later_release');
+      }
+    });
+  });
+});

@@ -77,7 +77,8 @@ const envSchema = z.object({
   DATABASE_URL: z
     .url({ protocol: /^postgres(ql)?$/ })
     .default('postgres://postgres@127.0.0.1:5432/kiln'),
-  DB_POOL_SIZE: int(1, 200).default(10),
+  // A task under an advisory lock holds one connection while it queries on another.
+  DB_POOL_SIZE: int(2, 200).default(10),
   DB_MIGRATE_ON_START: bool.default(true),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
   REDIS_PREFIX: z

@@ -1,6 +1,11 @@
 import type { ObjectLiteral, Repository } from 'typeorm';
 
-/** Maps a raw row (from `RETURNING *` or a hand-written query) onto an entity by its column metadata. */
+/** An entity's columns, for a statement to name instead of `*` (see `Sql`). */
+export function columnsOf(repository: Repository<ObjectLiteral>): string {
+  return repository.metadata.columns.map((column) => `"${column.databaseName}"`).join(', ');
+}
+
+/** Maps a raw row (from a hand-written statement) onto an entity by its column metadata. */
 export function rowToEntity<T extends ObjectLiteral>(
   repository: Repository<T>,
   row: Record<string, unknown>,

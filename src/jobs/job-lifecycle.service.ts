@@ -3,7 +3,7 @@ import { InjectRepository } from '@nestjs/typeorm';
 import type { Repository } from 'typeorm';
 import type { OwnerScope } from '../auth/principal.js';
 import type { StoredArtifact } from '../cache/artifact-store.service.js';
-import { rowToEntity } from '../database/row-to-entity.js';
+import { columnsOf, rowToEntity } from '../database/row-to-entity.js';
 import { Sql } from '../database/sql.service.js';
 import { KilnMetrics } from '../metrics/kiln-metrics.js';
 import { JobEvents, jobEvent } from './job-events.service.js';
@@ -19,19 +19,23 @@ const ownerFilter = (scope: OwnerScope) => (scope.all ? null : scope.ownerId);
  */
 @Injectable()
 export class JobLifecycle {
+  private readonly columns: string;
+
   constructor(
     @InjectRepository(Job) private readonly jobs: Repository<Job>,
     private readonly sql: Sql,
     private readonly events: JobEvents,
     private readonly metrics: KilnMetrics,
-  ) {}
+  ) {
+    this.columns = columnsOf(jobs);
+  }
 
   /** pending (or processing, after a worker died) → processing, as a new attempt. */
   async claim(id: string): Promise<Job | null> {
     const job = await this.transition(
       `UPDATE jobs SET status = 'processing', current_step = 'preparing', progress = 0,
          attempts = attempts + 1, started_at = coalesce(started_at, now()), updated_at = now()
-       WHERE id = $1 AND status IN ('pending', 'processing') RETURNING *`,
+       WHERE id = $1 AND status IN ('pending', 'processing')`,
       [id],
     );
     if (job?.attempts === 1 && job.startedAt) {
@@ -47,7 +51,7 @@ export class JobLifecycle {
   async progress(job: Job, step: JobStep, progress: number): Promise<{ cancelRequested: boolean }> {
     const updated = await this.transition(
       `UPDATE jobs SET current_step = $3, progress = $4, updated_at = now()
-       WHERE id = $1 AND attempts = $2 AND status = 'processing' RETURNING *`,
+       WHERE id = $1 AND attempts = $2 AND status = 'processing'`,
       [job.id, job.attempts, step, progress],
     );
     return { cancelRequested: updated?.cancelRequestedAt != null };
@@ -58,7 +62,7 @@ export class JobLifecycle {
     return this.transition(
       `UPDATE jobs SET status = 'completed', current_step = 'completed', progress = 1,
          artifact_sha256 = $3, error = NULL, finished_at = now(), updated_at = now()
-       WHERE id = $1 AND attempts = $2 AND status = 'processing' RETURNING *`,
+       WHERE id = $1 AND attempts = $2 AND status = 'processing'`,
       [job.id, job.attempts, artifact.sha256],
     );
   }
@@ -68,7 +72,7 @@ export class JobLifecycle {
     return this.transition(
       `UPDATE jobs SET status = 'pending', current_step = 'queued', progress = 0, error = $3,
          updated_at = now()
-       WHERE id = $1 AND attempts = $2 AND status = 'processing' RETURNING *`,
+       WHERE id = $1 AND attempts = $2 AND status = 'processing'`,
       [job.id, job.attempts, error],
     );
   }
@@ -78,7 +82,7 @@ export class JobLifecycle {
     return this.transition(
       `UPDATE jobs SET status = 'pending', current_step = 'queued', progress = 0,
          attempts = attempts - 1, updated_at = now()
-       WHERE id = $1 AND attempts = $2 AND status = 'processing' RETURNING *`,
+       WHERE id = $1 AND attempts = $2 AND status = 'processing'`,
       [job.id, job.attempts],
     );
   }
@@ -89,7 +93,7 @@ export class JobLifecycle {
       `UPDATE jobs SET status = 'failed', current_step = 'failed', error = $2,
          finished_at = now(), updated_at = now()
        WHERE id = $1 AND status IN ('pending', 'processing') AND ($3::int IS NULL OR attempts = $3)
-       RETURNING *`,
+      `,
       [id, error, attempt ?? null],
     );
   }
@@ -99,7 +103,7 @@ export class JobLifecycle {
     return this.transition(
       `UPDATE jobs SET status = 'cancelled', current_step = 'cancelled', finished_at = now(),
          updated_at = now()
-       WHERE id = $1 AND ($2::text IS NULL OR owner_id = $2) AND status = 'pending' RETURNING *`,
+       WHERE id = $1 AND ($2::text IS NULL OR owner_id = $2) AND status = 'pending'`,
       [id, ownerFilter(scope)],
     );
   }
@@ -108,7 +112,7 @@ export class JobLifecycle {
   requestCancel(id: string, scope: OwnerScope): Promise<Job | null> {
     return this.transition(
       `UPDATE jobs SET cancel_requested_at = coalesce(cancel_requested_at, now()), updated_at = now()
-       WHERE id = $1 AND ($2::text IS NULL OR owner_id = $2) AND status = 'processing' RETURNING *`,
+       WHERE id = $1 AND ($2::text IS NULL OR owner_id = $2) AND status = 'processing'`,
       [id, ownerFilter(scope)],
     );
   }
@@ -118,14 +122,14 @@ export class JobLifecycle {
     return this.transition(
       `UPDATE jobs SET status = 'cancelled', current_step = 'cancelled', finished_at = now(),
          updated_at = now()
-       WHERE id = $1 AND status IN ('pending', 'processing') RETURNING *`,
+       WHERE id = $1 AND status IN ('pending', 'processing')`,
       [id],
     );
   }
 
   /** Runs one conditional UPDATE; publishes and returns the new row, or null if nothing matched. */
-  private async transition(sql: string, parameters: unknown[]): Promise<Job | null> {
-    const [row] = await this.sql.query(sql, parameters);
+  private async transition(update: string, parameters: unknown[]): Promise<Job | null> {
+    const [row] = await this.sql.query(`${update} RETURNING ${this.columns}`, parameters);
     if (!row) return null;
     const job = rowToEntity(this.jobs, row);
     this.events.publishUpdate(jobEvent(job));

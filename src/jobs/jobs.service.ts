@@ -16,7 +16,7 @@ import {
 } from '../common/problem.js';
 import { parseWith } from '../common/validation.js';
 import { KilnConfig } from '../config/config.js';
-import { rowToEntity } from '../database/row-to-entity.js';
+import { columnsOf, rowToEntity } from '../database/row-to-entity.js';
 import { Sql } from '../database/sql.service.js';
 import { GeneratorAvailability } from '../generation/generator-availability.service.js';
 import { GeneratorRegistry } from '../generation/generator.registry.js';
@@ -49,6 +49,7 @@ const ENQUEUE_TIMEOUT_MS = 2_000;
 @Injectable()
 export class JobsService implements OnApplicationBootstrap {
   private readonly logger = new Logger('Jobs');
+  private readonly columns: string;
 
   constructor(
     @InjectRepository(Job) private readonly jobs: Repository<Job>,
@@ -61,7 +62,9 @@ export class JobsService implements OnApplicationBootstrap {
     private readonly artifacts: ArtifactStore,
     private readonly metrics: KilnMetrics,
     private readonly config: KilnConfig,
-  ) {}
+  ) {
+    this.columns = columnsOf(jobs);
+  }
 
   /** Counters start at zero for every kind, so rate() and increase() see a process's first jobs. */
   onApplicationBootstrap(): void {
@@ -236,35 +239,37 @@ export class JobsService implements OnApplicationBootstrap {
     };
   }
 
-  /** One INSERT for one job or a whole batch; an Idempotency-Key seen before inserts nothing. */
+  /**
+   * One INSERT for one job or a whole batch, of the same text for any size (it is prepared: see
+   * `Sql`); an Idempotency-Key seen before inserts nothing.
+   */
   private async insert(
     jobs: NewJob[],
     ownerId: string,
     { idempotencyKey, batchId }: { idempotencyKey?: string; batchId?: string },
   ): Promise<Job[]> {
-    const rowsOfParameters = jobs.map((job) => [
-      job.id,
-      job.kind,
-      job.input,
-      job.inputHash,
-      job.generatorVersion,
-      job.priority,
-      this.config.jobs.maxAttemptsByKind[job.kind] ?? this.config.jobs.maxAttempts,
-      ownerId,
-      idempotencyKey ?? null,
-      batchId ?? null,
-    ]);
-    const placeholders = rowsOfParameters.map(
-      (row, index) =>
-        `(${row.map((_value, column) => `$${index * row.length + column + 1}`).join(', ')})`,
-    );
     const rows = await this.sql.query(
       `INSERT INTO jobs (id, kind, input, input_hash, generator_version, priority, max_attempts,
          owner_id, idempotency_key, batch_id)
-       VALUES ${placeholders.join(', ')}
+       SELECT id, kind, input, input_hash, generator_version, priority, max_attempts, $8, $9, $10
+       FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::text[], $5::text[], $6::smallint[],
+         $7::int[]) AS job(id, kind, input, input_hash, generator_version, priority, max_attempts)
        ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-       RETURNING *`,
-      rowsOfParameters.flat(),
+       RETURNING ${this.columns}`,
+      [
+        jobs.map((job) => job.id),
+        jobs.map((job) => job.kind),
+        jobs.map((job) => job.input),
+        jobs.map((job) => job.inputHash),
+        jobs.map((job) => job.generatorVersion),
+        jobs.map((job) => job.priority),
+        jobs.map(
+          (job) => this.config.jobs.maxAttemptsByKind[job.kind] ?? this.config.jobs.maxAttempts,
+        ),
+        ownerId,
+        idempotencyKey ?? null,
+        batchId ?? null,
+      ],
     );
     const byId = new Map(rows.map((row) => [row.id, rowToEntity(this.jobs, row)]));
     const inserted = jobs.flatMap((job) => byId.get(job.id) ?? []);
