@@ -240,32 +240,39 @@ export class JobsService implements OnApplicationBootstrap {
   }
 
   /**
-   * One INSERT for one job or a whole batch, of the same text for any size (it is prepared: see
-   * `Sql`); an Idempotency-Key seen before inserts nothing.
+   * One INSERT for one job or a whole batch; an Idempotency-Key seen before inserts nothing. Its
+   * text is fixed (it is prepared: see `Sql`): one job binds a value per column, a batch an array
+   * per column, which costs a single submission more to encode.
    */
   private async insert(
     jobs: NewJob[],
     ownerId: string,
     { idempotencyKey, batchId }: { idempotencyKey?: string; batchId?: string },
   ): Promise<Job[]> {
+    const columns: ((job: NewJob) => unknown)[] = [
+      (job) => job.id,
+      (job) => job.kind,
+      (job) => job.input,
+      (job) => job.inputHash,
+      (job) => job.generatorVersion,
+      (job) => job.priority,
+      (job) => this.config.jobs.maxAttemptsByKind[job.kind] ?? this.config.jobs.maxAttempts,
+    ];
+    const one = jobs.length === 1 ? jobs[0] : undefined;
     const rows = await this.sql.query(
       `INSERT INTO jobs (id, kind, input, input_hash, generator_version, priority, max_attempts,
          owner_id, idempotency_key, batch_id)
-       SELECT id, kind, input, input_hash, generator_version, priority, max_attempts, $8, $9, $10
-       FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::text[], $5::text[], $6::smallint[],
-         $7::int[]) AS job(id, kind, input, input_hash, generator_version, priority, max_attempts)
+       ${
+         one
+           ? `VALUES ($1::uuid, $2::text, $3::jsonb, $4::text, $5::text, $6::smallint, $7::int,
+                $8::text, $9::text, $10::uuid)`
+           : `SELECT *, $8::text, $9::text, $10::uuid FROM unnest($1::uuid[], $2::text[],
+                $3::jsonb[], $4::text[], $5::text[], $6::smallint[], $7::int[])`
+       }
        ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
        RETURNING ${this.columns}`,
       [
-        jobs.map((job) => job.id),
-        jobs.map((job) => job.kind),
-        jobs.map((job) => job.input),
-        jobs.map((job) => job.inputHash),
-        jobs.map((job) => job.generatorVersion),
-        jobs.map((job) => job.priority),
-        jobs.map(
-          (job) => this.config.jobs.maxAttemptsByKind[job.kind] ?? this.config.jobs.maxAttempts,
-        ),
+        ...columns.map((column) => (one ? column(one) : jobs.map(column))),
         ownerId,
         idempotencyKey ?? null,
         batchId ?? null,
