@@ -136,11 +136,14 @@ async function submitBench(side: Side) {
   const server = await side.startServer();
   try {
     await load(side.submitUrl, { duration: 2 }); // warm-up
+    // Each measurement starts from empty tables, not from the rows (and vacuum) the last one left.
+    await reset();
     const cpuBefore = cpuMicros(server.pid!);
     const saturated = checked(await load(side.submitUrl, { duration: SECONDS }));
     const serverCpuMicrosPerRequest = Math.round(
       (cpuMicros(server.pid!) - cpuBefore) / saturated.requests.total,
     );
+    await reset();
     const fixed = checked(
       await load(side.submitUrl, { duration: SECONDS, connections: 20, overallRate: 1000 }),
     );

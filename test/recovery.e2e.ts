@@ -1,11 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { once } from 'node:events';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseWavHeader } from '../src/generation/generators/music/wav.js';
 import { JobQueue } from '../src/jobs/job-queue.service.js';
 import { JobReconciler } from '../src/jobs/job-reconciler.service.js';
-import { TEST_PREFIX } from './support/env.js';
+import { REDIS_URL, TEST_PREFIX } from './support/env.js';
 import { TEST_ENV, TestKiln, deleteRedisKeys, resetState } from './support/kiln.js';
 
 let api: TestKiln;
@@ -36,6 +37,21 @@ describe('the reconciler', () => {
     // A worker of its own drains them.
     await TestKiln.using({ KILN_ROLE: 'worker' }, async () => {
       for (const job of jobs) await api.waitForStatus(job.id, 'completed');
+    });
+  });
+});
+
+describe('a Redis that lost its scripts', () => {
+  it('still limits and enqueues: each script is loaded again', async () => {
+    await TestKiln.using({ RATE_LIMIT_WHITELIST: 'none' }, async (kiln) => {
+      await kiln.submit('test', {});
+      const redis = new Redis(REDIS_URL);
+      await redis.script('FLUSH');
+      redis.disconnect();
+      const submitted = await Promise.all([1, 2, 3].map(() => kiln.submit('test', {})));
+      expect(submitted.map((response) => response.status)).toEqual([202, 202, 202]);
+      expect(submitted[0]!.headers.get('ratelimit')).toMatch(/"submit";r=\d+/);
+      for (const { body } of submitted) await kiln.waitForStatus(body.id, 'completed');
     });
   });
 });
