@@ -18,9 +18,11 @@ import {
 /**
  * Kiln against a bare Fastify + pg + BullMQ baseline, measured in the same run on the same
  * machine and reported as ratios, so the figures mean something on a noisy machine.
- *   npm run bench      (BENCH_SECONDS=10, BENCH_JOBS=3000, BENCH_ONLY=submit|jobs to run one half)
+ *   npm run bench      (BENCH_SECONDS=6, BENCH_ROUNDS=3, BENCH_JOBS=3000, BENCH_ONLY=submit|jobs)
  */
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
+/** Submit rounds alternate the sides, so that a machine's drift hits both; medians are reported. */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const JOBS = Number(process.env.BENCH_JOBS ?? 3000);
 /** `submit` or `jobs` runs one half only. */
 const ONLY = process.env.BENCH_ONLY;
@@ -163,6 +165,25 @@ async function submitBench(side: Side) {
   }
 }
 
+type SubmitFigures = Awaited<ReturnType<typeof submitBench>>;
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1]!;
+
+function medianFigures(rounds: SubmitFigures[]): SubmitFigures {
+  const of = (figure: (figures: SubmitFigures) => number) => median(rounds.map(figure));
+  return {
+    requestsPerSecond: of((figures) => figures.requestsPerSecond),
+    p50Ms: of((figures) => figures.p50Ms),
+    p99Ms: of((figures) => figures.p99Ms),
+    serverCpuMicrosPerRequest: of((figures) => figures.serverCpuMicrosPerRequest),
+    at1000: {
+      requestsPerSecond: of((figures) => figures.at1000.requestsPerSecond),
+      p50Ms: of((figures) => figures.at1000.p50Ms),
+      p99Ms: of((figures) => figures.at1000.p99Ms),
+    },
+  };
+}
+
 async function waitForCompleted(count: number): Promise<void> {
   for (;;) {
     const [row] = await sql<{ done: number }>(
@@ -226,17 +247,27 @@ async function main(): Promise<void> {
 
   const report: Record<string, unknown> = {
     machine: `${process.platform} ${process.arch}, node ${process.version}`,
-    settings: { seconds: SECONDS, jobs: JOBS, workerConcurrency: WORKER_CONCURRENCY },
+    settings: {
+      seconds: SECONDS,
+      rounds: ROUNDS,
+      jobs: JOBS,
+      workerConcurrency: WORKER_CONCURRENCY,
+    },
   };
   const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
   if (ONLY !== 'jobs') {
-    const submit = {
-      baseline: await submitBench(sides.baseline),
-      kiln: await submitBench(sides.kiln),
-    };
+    const rounds: Record<Side['name'], SubmitFigures[]> = { baseline: [], kiln: [] };
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const side of [sides.baseline, sides.kiln])
+        rounds[side.name].push(await submitBench(side));
+    }
+    const submit = { baseline: medianFigures(rounds.baseline), kiln: medianFigures(rounds.kiln) };
     report.submit = {
       ...submit,
       throughputRatio: ratio(submit.kiln.requestsPerSecond, submit.baseline.requestsPerSecond),
+      throughputRatioPerRound: rounds.kiln.map((kiln, round) =>
+        ratio(kiln.requestsPerSecond, rounds.baseline[round]!.requestsPerSecond),
+      ),
       targets: {
         throughputAtLeast70Percent:
           submit.kiln.requestsPerSecond >= 0.7 * submit.baseline.requestsPerSecond,
