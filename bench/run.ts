@@ -21,7 +21,7 @@ import {
  *   npm run bench      (BENCH_SECONDS=6, BENCH_ROUNDS=3, BENCH_JOBS=3000, BENCH_ONLY=submit|jobs)
  */
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
-/** Submit rounds alternate the sides, so that a machine's drift hits both; medians are reported. */
+/** Each half alternates the sides this many rounds, and reports medians and each round's ratio. */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const JOBS = Number(process.env.BENCH_JOBS ?? 3000);
 /** `submit` or `jobs` runs one half only. */
@@ -165,23 +165,18 @@ async function submitBench(side: Side) {
   }
 }
 
-type SubmitFigures = Awaited<ReturnType<typeof submitBench>>;
-
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1]!;
 
-function medianFigures(rounds: SubmitFigures[]): SubmitFigures {
-  const of = (figure: (figures: SubmitFigures) => number) => median(rounds.map(figure));
-  return {
-    requestsPerSecond: of((figures) => figures.requestsPerSecond),
-    p50Ms: of((figures) => figures.p50Ms),
-    p99Ms: of((figures) => figures.p99Ms),
-    serverCpuMicrosPerRequest: of((figures) => figures.serverCpuMicrosPerRequest),
-    at1000: {
-      requestsPerSecond: of((figures) => figures.at1000.requestsPerSecond),
-      p50Ms: of((figures) => figures.at1000.p50Ms),
-      p99Ms: of((figures) => figures.at1000.p99Ms),
-    },
-  };
+/** The median of each figure across rounds; objects of figures nest. */
+function medians<T>(rounds: T[]): T {
+  const [first] = rounds;
+  if (typeof first === 'number') return median(rounds as number[]) as T;
+  return Object.fromEntries(
+    Object.keys(first as object).map((key) => [
+      key,
+      medians(rounds.map((round) => (round as Record<string, unknown>)[key])),
+    ]),
+  ) as T;
 }
 
 async function waitForCompleted(count: number): Promise<void> {
@@ -237,6 +232,21 @@ async function jobsBench(side: Side) {
   }
 }
 
+/** Runs `bench` BENCH_ROUNDS times on each side, alternating, so a machine's drift hits both. */
+async function alternate<T>(bench: (side: Side) => Promise<T>) {
+  const rounds: Record<Side['name'], T[]> = { baseline: [], kiln: [] };
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const side of [sides.baseline, sides.kiln]) rounds[side.name].push(await bench(side));
+  }
+  return rounds;
+}
+
+const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
+
+function perRound<T>(rounds: Record<Side['name'], T[]>, figure: (figures: T) => number) {
+  return rounds.kiln.map((kiln, round) => ratio(figure(kiln), figure(rounds.baseline[round]!)));
+}
+
 async function main(): Promise<void> {
   await sql(
     'postgres://postgres@127.0.0.1:5432/postgres',
@@ -254,20 +264,13 @@ async function main(): Promise<void> {
       workerConcurrency: WORKER_CONCURRENCY,
     },
   };
-  const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
   if (ONLY !== 'jobs') {
-    const rounds: Record<Side['name'], SubmitFigures[]> = { baseline: [], kiln: [] };
-    for (let round = 0; round < ROUNDS; round++) {
-      for (const side of [sides.baseline, sides.kiln])
-        rounds[side.name].push(await submitBench(side));
-    }
-    const submit = { baseline: medianFigures(rounds.baseline), kiln: medianFigures(rounds.kiln) };
+    const rounds = await alternate(submitBench);
+    const submit = { baseline: medians(rounds.baseline), kiln: medians(rounds.kiln) };
     report.submit = {
       ...submit,
       throughputRatio: ratio(submit.kiln.requestsPerSecond, submit.baseline.requestsPerSecond),
-      throughputRatioPerRound: rounds.kiln.map((kiln, round) =>
-        ratio(kiln.requestsPerSecond, rounds.baseline[round]!.requestsPerSecond),
-      ),
+      throughputRatioPerRound: perRound(rounds, (figures) => figures.requestsPerSecond),
       targets: {
         throughputAtLeast70Percent:
           submit.kiln.requestsPerSecond >= 0.7 * submit.baseline.requestsPerSecond,
@@ -276,10 +279,12 @@ async function main(): Promise<void> {
     };
   }
   if (ONLY !== 'submit') {
-    const jobs = { baseline: await jobsBench(sides.baseline), kiln: await jobsBench(sides.kiln) };
+    const rounds = await alternate(jobsBench);
+    const jobs = { baseline: medians(rounds.baseline), kiln: medians(rounds.kiln) };
     report.jobs = {
       ...jobs,
       throughputRatio: ratio(jobs.kiln.jobsPerSecond, jobs.baseline.jobsPerSecond),
+      throughputRatioPerRound: perRound(rounds, (figures) => figures.jobsPerSecond),
       targets: {
         throughputAtLeast70Percent: jobs.kiln.jobsPerSecond >= 0.7 * jobs.baseline.jobsPerSecond,
       },
