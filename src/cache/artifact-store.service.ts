@@ -7,8 +7,8 @@ import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import type { Repository } from 'typeorm';
 import { sha256Hex } from '../common/canonical-json.js';
-import { Sql } from '../database/sql.service.js';
 import { KilnConfig } from '../config/config.js';
+import { Sql } from '../database/sql.service.js';
 import type { GeneratedOutput } from '../generation/generator.js';
 import { Artifact } from './artifact.entity.js';
 
