@@ -4,7 +4,7 @@ import { parseWavHeader } from '../src/generation/generators/music/wav.js';
 import type { JobEvent } from '../src/jobs/job-events.service.js';
 import type { JobView } from '../src/jobs/job.dto.js';
 import { REDIS_URL, TEST_PREFIX } from './support/env.js';
-import { TestKiln, resetState, sql } from './support/kiln.js';
+import { TestKiln, parseEvents, resetState, sql } from './support/kiln.js';
 
 let kiln: TestKiln;
 
@@ -114,13 +114,6 @@ describe('submit, run and download', () => {
     });
   });
 });
-
-function parseEvents(text: string): JobEvent[] {
-  return text
-    .split('\n\n')
-    .filter((chunk) => chunk.startsWith('event: update'))
-    .map((chunk) => JSON.parse(chunk.split('data: ')[1]!) as JobEvent);
-}
 
 describe('listing', () => {
   it('filters by status and kind and pages with a cursor', async () => {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { JobLifecycle } from '../src/jobs/job-lifecycle.service.js';
 import { JobQueue } from '../src/jobs/job-queue.service.js';
-import { TestKiln, resetState, sql } from './support/kiln.js';
+import { TestKiln, parseEvents, resetState, sql } from './support/kiln.js';
 import { TestGenerator } from './support/test.generator.js';
 
 describe('cancel a pending job', () => {
@@ -50,6 +50,17 @@ describe('cancel', () => {
     const done = await api.waitForStatus(body.id, 'cancelled', 5_000);
     expect(done.step).toBe('cancelled');
     expect(TestGenerator.calls.get(body.id)?.sawAbort).toBe('Cancelled.');
+  });
+
+  it('streams live the progress of a job another process runs', async () => {
+    const { body } = await api.submit('test', { holdMs: 600 });
+    const events = parseEvents(await (await api.fetch(`/api/v1/jobs/${body.id}/events`)).text());
+    expect(events.at(-1)).toMatchObject({ status: 'completed' });
+    // Far more than re-reads every EVENTS_RESYNC_MS (5 s) could show of a 600 ms job.
+    const progress = new Set(
+      events.filter((event) => event.step === 'generating').map((event) => event.progress),
+    );
+    expect(progress.size).toBeGreaterThanOrEqual(3);
   });
 
   it('answers 409 for a finished job', async () => {

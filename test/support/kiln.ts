@@ -6,6 +6,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { createKilnApp } from '../../src/app.factory.js';
 import { type KilnConfig, loadConfig } from '../../src/config/config.js';
+import type { JobEvent } from '../../src/jobs/job-events.service.js';
 import type { JobView } from '../../src/jobs/job.dto.js';
 import { REDIS_URL, TEST_DATABASE_URL, TEST_PREFIX } from './env.js';
 import { TestGenerator } from './test.generator.js';
@@ -166,4 +167,12 @@ export async function sql<T extends pg.QueryResultRow>(
   } finally {
     await client.end();
   }
+}
+
+/** The `update` events in a piece of a server-sent event stream. */
+export function parseEvents(text: string): JobEvent[] {
+  return text
+    .split('\n\n')
+    .filter((chunk) => chunk.startsWith('event: update'))
+    .map((chunk) => JSON.parse(chunk.split('data: ')[1]!) as JobEvent);
 }
