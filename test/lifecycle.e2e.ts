@@ -4,7 +4,7 @@ import { JobQueue } from '../src/jobs/job-queue.service.js';
 import { TestKiln, parseEvents, resetState, sql } from './support/kiln.js';
 import { TestGenerator } from './support/test.generator.js';
 
-describe('cancel a pending job', () => {
+describe('a pending job (no worker runs)', () => {
   let api: TestKiln;
 
   beforeAll(async () => {
@@ -12,6 +12,13 @@ describe('cancel a pending job', () => {
     api = await TestKiln.start({ KILN_ROLE: 'api' });
   });
   afterAll(() => api.close());
+
+  it('is answered on submission exactly as stored', async () => {
+    const submitted = await api.submit('music', { prompt: 'bells', duration: 1 }, { priority: 9 });
+    const stored = await api.request('GET', `/jobs/${submitted.body.id}`);
+    expect(submitted.body).toEqual(stored.body);
+    expect(submitted.body).toMatchObject({ priority: 9, input: { seed: 0 }, status: 'pending' });
+  });
 
   it('cancels it at once and takes it off the queue', async () => {
     const { body } = await api.submit('test', {});

@@ -85,3 +85,19 @@ export class Job {
   @Column('timestamptz', { name: 'updated_at' })
   updatedAt!: Date;
 }
+
+/**
+ * Every job's first state. The submit INSERT writes it, so the job a submission answers with is
+ * this plus what the database adds (its timestamps), without reading the row back.
+ */
+export const INITIAL_JOB_STATE = {
+  status: 'pending',
+  currentStep: 'queued',
+  progress: 0,
+  attempts: 0,
+  error: null,
+  artifactSha256: null,
+  cancelRequestedAt: null,
+  startedAt: null,
+  finishedAt: null,
+} as const satisfies Partial<Job>;
