@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import type { Repository } from 'typeorm';
+import type { ColumnMetadata } from 'typeorm/metadata/ColumnMetadata.js';
 import type { OwnerScope } from '../auth/principal.js';
 import { ArtifactStore } from '../cache/artifact-store.service.js';
 import type { Artifact } from '../cache/artifact.entity.js';
@@ -45,42 +46,20 @@ export interface Submitted {
 /** Enqueueing must not hold a submit hostage while Redis is down: the reconciler catches up. */
 const ENQUEUE_TIMEOUT_MS = 2_000;
 
-/** The columns a submission writes, with their types. */
-const INSERT_COLUMNS: { name: string; type: string; value: (job: Job) => unknown }[] = [
-  { name: 'id', type: 'uuid', value: (job) => job.id },
-  { name: 'kind', type: 'text', value: (job) => job.kind },
-  { name: 'status', type: 'text', value: (job) => job.status },
-  { name: 'current_step', type: 'text', value: (job) => job.currentStep },
-  { name: 'progress', type: 'real', value: (job) => job.progress },
-  { name: 'attempts', type: 'int', value: (job) => job.attempts },
-  { name: 'input', type: 'jsonb', value: (job) => job.input },
-  { name: 'input_hash', type: 'text', value: (job) => job.inputHash },
-  { name: 'generator_version', type: 'text', value: (job) => job.generatorVersion },
-  { name: 'priority', type: 'smallint', value: (job) => job.priority },
-  { name: 'max_attempts', type: 'int', value: (job) => job.maxAttempts },
-  { name: 'owner_id', type: 'text', value: (job) => job.ownerId },
-  { name: 'idempotency_key', type: 'text', value: (job) => job.idempotencyKey },
-  { name: 'batch_id', type: 'uuid', value: (job) => job.batchId },
-];
-
-/**
- * Two fixed texts, as `Sql` prepares them: one job binds a value per column, a batch an array per
- * column (one-element arrays nearly doubled a submission's encoding cost).
- */
-const insertInto = (rows: string) =>
-  `INSERT INTO jobs (${INSERT_COLUMNS.map((column) => column.name).join(', ')}) ${rows}
-   ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-   RETURNING id, created_at, updated_at`;
-const INSERT_ONE = insertInto(
-  `VALUES (${INSERT_COLUMNS.map((column, i) => `$${i + 1}::${column.type}`).join(', ')})`,
-);
-const INSERT_MANY = insertInto(
-  `SELECT * FROM unnest(${INSERT_COLUMNS.map((column, i) => `$${i + 1}::${column.type}[]`).join(', ')})`,
-);
+/** The database fills these in; a submission writes every other column of its job. */
+const ASSIGNED_BY_DATABASE = ['created_at', 'updated_at'];
 
 @Injectable()
 export class JobsService implements OnApplicationBootstrap {
   private readonly logger = new Logger('Jobs');
+  /** The columns a submission writes, from the entity's metadata. */
+  private readonly written: ColumnMetadata[];
+  /**
+   * Two fixed texts, as `Sql` prepares them: one job binds a value per column, a batch an array
+   * per column (one-element arrays nearly doubled a submission's encoding cost).
+   */
+  private readonly insertOne: string;
+  private readonly insertMany: string;
 
   constructor(
     @InjectRepository(Job) private readonly jobs: Repository<Job>,
@@ -93,7 +72,19 @@ export class JobsService implements OnApplicationBootstrap {
     private readonly artifacts: ArtifactStore,
     private readonly metrics: KilnMetrics,
     private readonly config: KilnConfig,
-  ) {}
+  ) {
+    this.written = jobs.metadata.columns.filter(
+      (column) => !ASSIGNED_BY_DATABASE.includes(column.databaseName),
+    );
+    const insertInto = (rows: string) =>
+      `INSERT INTO jobs (${this.written.map((column) => column.databaseName).join(', ')}) ${rows}
+       ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+       RETURNING id, ${ASSIGNED_BY_DATABASE.join(', ')}`;
+    const casts = (suffix: string) =>
+      this.written.map((column, i) => `$${i + 1}::${String(column.type)}${suffix}`).join(', ');
+    this.insertOne = insertInto(`VALUES (${casts('')})`);
+    this.insertMany = insertInto(`SELECT * FROM unnest(${casts('[]')})`);
+  }
 
   /** Counters start at zero for every kind, so rate() and increase() see a process's first jobs. */
   onApplicationBootstrap(): void {
@@ -290,8 +281,12 @@ export class JobsService implements OnApplicationBootstrap {
     );
     const one = entities.length === 1 ? entities[0] : undefined;
     const rows = await this.sql.query<{ id: string; created_at: Date; updated_at: Date }>(
-      one ? INSERT_ONE : INSERT_MANY,
-      INSERT_COLUMNS.map(({ value }) => (one ? value(one) : entities.map(value))),
+      one ? this.insertOne : this.insertMany,
+      this.written.map((column): unknown =>
+        one
+          ? column.getEntityValue(one)
+          : entities.map((job): unknown => column.getEntityValue(job)),
+      ),
     );
     const written = new Map(rows.map((row) => [row.id, row]));
     const inserted = entities.flatMap((job) => {
