@@ -21,7 +21,8 @@ interface PendingCount extends Count {
   name: string;
 }
 
-const resolve = async (value: ThrottlerOptions['limit'], context: ExecutionContext) =>
+/** A limit or window, awaited only when it is a promise: most are plain numbers. */
+const resolve = (value: ThrottlerOptions['limit'], context: ExecutionContext) =>
   typeof value === 'function' ? value(context) : value;
 
 /**
@@ -117,11 +118,13 @@ export class RateLimitGuard extends ThrottlerGuard {
       const name = throttler.name ?? 'default';
       const weight = this.weight(context, name, request);
       if (weight === 0) continue;
+      const limit = resolve(throttler.limit, context);
+      const ttlMs = resolve(throttler.ttl, context);
       counts.push({
         name,
         key: this.generateKey(context, tracker, name),
-        limit: await resolve(throttler.limit, context),
-        ttlMs: await resolve(throttler.ttl, context),
+        limit: typeof limit === 'number' ? limit : await limit,
+        ttlMs: typeof ttlMs === 'number' ? ttlMs : await ttlMs,
         weight,
       });
     }

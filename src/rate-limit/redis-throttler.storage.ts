@@ -2,31 +2,46 @@ import type { ThrottlerStorage } from '@nestjs/throttler';
 import type { Redis } from 'ioredis';
 
 /**
- * One fixed window per key: add each count's weight; if any goes past its limit, take them all
- * back and name it. A refused request costs nothing, so a client that backs off gets its whole
- * budget next window. Returns `used, resetMs` per key, then the 1-based index of the refusal.
+ * One fixed window per key, for a batch of requests in arrival order: a request is admitted if
+ * every one of its weights fits under its key's limit, and then counted in all of them; a refused
+ * request counts nothing, so a client that backs off gets its whole budget next window.
+ *   KEYS: the k keys. ARGV: n, then ttl and limit per key, then each request's k weights.
+ *   Returns, per request, the k counts after it and the 1-based index of its refusal (0: none),
+ *   then the milliseconds left in each key's window.
  */
 const HIT = `
-local refused = 0
-local result = {}
-for i, key in ipairs(KEYS) do
-  local weight, ttl, limit = tonumber(ARGV[3 * i - 2]), tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i])
-  local used = redis.call('INCRBY', key, weight)
-  local left = redis.call('PTTL', key)
-  if left < 0 then
-    redis.call('PEXPIRE', key, ttl)
-    left = ttl
-  end
-  if refused == 0 and used > limit then refused = i end
-  result[2 * i - 1], result[2 * i] = used, left
+local k, n = #KEYS, tonumber(ARGV[1])
+local used, before, limit = {}, {}, {}
+for i = 1, k do
+  used[i] = tonumber(redis.call('GET', KEYS[i]) or '0')
+  before[i], limit[i] = used[i], tonumber(ARGV[2 * i + 1])
 end
-if refused > 0 then
-  for i, key in ipairs(KEYS) do
-    result[2 * i - 1] = redis.call('DECRBY', key, ARGV[3 * i - 2])
+local result, weights = {}, 2 * k + 1
+for r = 0, n - 1 do
+  local refused = 0
+  for i = 1, k do
+    if used[i] + tonumber(ARGV[weights + r * k + i]) > limit[i] then
+      refused = i
+      break
+    end
   end
+  for i = 1, k do
+    if refused == 0 then used[i] = used[i] + tonumber(ARGV[weights + r * k + i]) end
+    result[#result + 1] = used[i]
+  end
+  result[#result + 1] = refused
 end
-result[#result + 1] = refused
+for i = 1, k do
+  local ttl = tonumber(ARGV[2 * i])
+  if used[i] > before[i] then redis.call('INCRBY', KEYS[i], used[i] - before[i]) end
+  local left = redis.call('PTTL', KEYS[i])
+  if left == -1 then redis.call('PEXPIRE', KEYS[i], ttl) end
+  result[#result + 1] = left >= 0 and left or ttl
+end
 return result`;
+
+/** The name of the counting script's command, for connection options that must know it. */
+export const RATE_LIMIT_COMMAND = 'kilnRateLimitHit';
 
 export interface Count {
   key: string;
@@ -43,34 +58,46 @@ export interface Counted {
   refused: number | null;
 }
 
+/** Requests against the same keys and limits that arrived in one turn of the event loop. */
+interface Batch {
+  counts: readonly Count[];
+  weights: number[];
+  waiting: { resolve: (counted: Counted) => void; reject: (error: unknown) => void }[];
+}
+
 type HitCommand = (...keysThenArgs: (string | number)[]) => Promise<number[]>;
 
 /**
- * Rate-limit counters in Redis, so every replica enforces one limit together, with every limit
- * of a request counted in one round trip. Each counter is a single key with a TTL: an idle bucket
- * expires by itself and no cleanup has to sweep it.
+ * Rate-limit counters in Redis, so every replica enforces one limit together. Every limit of a
+ * request is counted in one round trip, and a caller's requests that arrive in the same turn of
+ * the event loop share one: under load, a busy client's requests cost one script run per turn
+ * instead of one each, with the same answers as one by one. Each counter is a single key with a
+ * TTL: an idle bucket expires by itself and no cleanup has to sweep it.
  */
 export class RedisThrottlerStorage implements ThrottlerStorage {
   private readonly command: HitCommand;
+  private batches = new Map<string, Batch>();
 
   constructor(redis: Redis) {
-    redis.defineCommand('kilnRateLimitHit', { lua: HIT });
-    const command = (redis as unknown as { kilnRateLimitHit: HitCommand }).kilnRateLimitHit;
+    redis.defineCommand(RATE_LIMIT_COMMAND, { lua: HIT });
+    const command = (redis as unknown as Record<typeof RATE_LIMIT_COMMAND, HitCommand>)[
+      RATE_LIMIT_COMMAND
+    ];
     this.command = command.bind(redis);
   }
 
-  async count(counts: readonly Count[]): Promise<Counted> {
-    const reply = await this.command(
-      counts.length,
-      ...counts.map((count) => count.key),
-      ...counts.flatMap((count) => [count.weight, count.ttlMs, count.limit]),
-    );
-    const refused = reply.at(-1) ?? 0;
-    return {
-      used: counts.map((_, i) => reply[2 * i] ?? 0),
-      resetMs: counts.map((count, i) => reply[2 * i + 1] ?? count.ttlMs),
-      refused: refused > 0 ? refused - 1 : null,
-    };
+  count(counts: readonly Count[]): Promise<Counted> {
+    let group = '';
+    for (const count of counts) group += `${count.key} ${count.limit} ${count.ttlMs}\n`;
+    let batch = this.batches.get(group);
+    if (!batch) {
+      if (this.batches.size === 0) setImmediate(() => this.flush());
+      batch = { counts, weights: [], waiting: [] };
+      this.batches.set(group, batch);
+    }
+    for (const count of counts) batch.weights.push(count.weight);
+    const { waiting } = batch;
+    return new Promise((resolve, reject) => waiting.push({ resolve, reject }));
   }
 
   /** The throttler's own interface, for one request of weight 1 against one limit. */
@@ -84,5 +111,36 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
       isBlocked,
       timeToBlockExpire: isBlocked ? seconds : 0,
     };
+  }
+
+  private flush(): void {
+    const batches = this.batches;
+    this.batches = new Map();
+    for (const batch of batches.values()) void this.send(batch);
+  }
+
+  private async send({ counts, weights, waiting }: Batch): Promise<void> {
+    const args: (string | number)[] = [counts.length];
+    for (const count of counts) args.push(count.key);
+    args.push(waiting.length);
+    for (const count of counts) args.push(count.ttlMs, count.limit);
+    let reply: number[];
+    try {
+      reply = await this.command(...args, ...weights);
+    } catch (error) {
+      for (const { reject } of waiting) reject(error);
+      return;
+    }
+    const k = counts.length;
+    const resetMs = reply.slice(waiting.length * (k + 1));
+    waiting.forEach(({ resolve }, r) => {
+      const offset = r * (k + 1);
+      const refused = reply[offset + k] ?? 0;
+      resolve({
+        used: reply.slice(offset, offset + k),
+        resetMs,
+        refused: refused > 0 ? refused - 1 : null,
+      });
+    });
   }
 }

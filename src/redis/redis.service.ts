@@ -2,6 +2,7 @@ import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { Redis, type RedisOptions } from 'ioredis';
 import { settlesWithin } from '../common/settles-within.js';
 import { KilnConfig } from '../config/config.js';
+import { RATE_LIMIT_COMMAND } from '../rate-limit/redis-throttler.storage.js';
 
 const QUIT_MS = 2_000;
 
@@ -22,6 +23,8 @@ export class RedisService implements OnApplicationShutdown {
   constructor(private readonly config: KilnConfig) {
     this.client = this.open('commands', {
       enableAutoPipelining: true,
+      // The rate limiter gathers a turn's counts itself; auto-pipelining would hold them a turn more.
+      autoPipeliningIgnoredCommands: [RATE_LIMIT_COMMAND],
       maxRetriesPerRequest: 1,
       connectTimeout: 2_000,
     });
