@@ -40,8 +40,7 @@ for i = 1, k do
 end
 return result`;
 
-/** The name of the counting script's command, for connection options that must know it. */
-export const RATE_LIMIT_COMMAND = 'kilnRateLimitHit';
+const RATE_LIMIT_COMMAND = 'kilnRateLimitHit';
 
 export interface Count {
   key: string;
