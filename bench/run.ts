@@ -14,6 +14,7 @@ import {
   BENCH_REDIS_URL,
   WORKER_CONCURRENCY,
 } from './bench-env.js';
+import { pacedLoad } from './paced-load.js';
 
 /**
  * Kiln against a bare Fastify + pg + BullMQ baseline, measured in the same run on the same
@@ -26,6 +27,8 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const JOBS = Number(process.env.BENCH_JOBS ?? 3000);
 /** `submit` or `jobs` runs one half only. */
 const ONLY = process.env.BENCH_ONLY;
+/** The submit half's fixed offered rate, and the jobs half's steady rate for end-to-end latency. */
+const FIXED_RATE = 1000;
 const LATENCY_RATE = 100;
 const PORT = 3900;
 const storage = join(tmpdir(), 'kiln-bench');
@@ -108,18 +111,22 @@ async function reset(): Promise<void> {
   redis.disconnect();
 }
 
+/** Every benchmark request: one no-op job, submitted with the key. */
+const SUBMISSION = {
+  headers: { 'content-type': 'application/json', authorization: `Bearer ${BENCH_API_KEY}` },
+  body: JSON.stringify({ kind: 'noop', input: { tag: 'bench' } }),
+};
+
+/** As many submissions as the server answers, on 50 connections unless told otherwise. */
 function load(url: string, options: Partial<autocannon.Options>): Promise<autocannon.Result> {
-  return autocannon({
-    url,
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${BENCH_API_KEY}` },
-    body: JSON.stringify({ kind: 'noop', input: { tag: 'bench' } }),
-    connections: 50,
-    ...options,
-  });
+  return autocannon({ url, method: 'POST', ...SUBMISSION, connections: 50, ...options });
 }
 
-function checked(result: autocannon.Result): autocannon.Result {
+/** Submissions at a fixed offered rate, evenly spaced. */
+const paced = (url: string, rate: number, seconds: number, connections: number) =>
+  pacedLoad({ url, ...SUBMISSION, rate, seconds, connections });
+
+function checked<T extends { non2xx: number; errors: number }>(result: T): T {
   if (result.non2xx > 0 || result.errors > 0) {
     throw new Error(`${result.non2xx} non-2xx answers and ${result.errors} errors`);
   }
@@ -146,18 +153,16 @@ async function submitBench(side: Side) {
       (cpuMicros(server.pid!) - cpuBefore) / saturated.requests.total,
     );
     await reset();
-    const fixed = checked(
-      await load(side.submitUrl, { duration: SECONDS, connections: 20, overallRate: 1000 }),
-    );
+    const fixed = checked(await paced(side.submitUrl, FIXED_RATE, SECONDS, 50));
     return {
       requestsPerSecond: saturated.requests.average,
       p50Ms: saturated.latency.p50,
       p99Ms: saturated.latency.p99,
       serverCpuMicrosPerRequest,
       at1000: {
-        requestsPerSecond: fixed.requests.average,
-        p50Ms: fixed.latency.p50,
-        p99Ms: fixed.latency.p99,
+        requestsPerSecond: fixed.requestsPerSecond,
+        p50Ms: fixed.p50Ms,
+        p99Ms: fixed.p99Ms,
       },
     };
   } finally {
@@ -207,9 +212,7 @@ async function jobsBench(side: Side) {
     // Latency: a steady LATENCY_RATE jobs/s while the worker runs; submit → completed per job.
     await reset();
     const running = await side.startWorker();
-    checked(
-      await load(side.submitUrl, { duration: 5, connections: 10, overallRate: LATENCY_RATE }),
-    );
+    checked(await paced(side.submitUrl, LATENCY_RATE, 5, 10));
     const [{ count } = { count: 0 }] = await sql<{ count: number }>(
       BENCH_DATABASE_URL,
       'SELECT count(*)::int AS count FROM jobs',
