@@ -9,6 +9,11 @@ export interface PacedLoad {
   /** Requests per second, sent at evenly spaced moments. */
   rate: number;
   seconds: number;
+  /**
+   * Sent first at the same rate and not counted: a fresh client's connections opening and its
+   * code compiling are not the server's latency.
+   */
+  warmupSeconds: number;
   /** The most requests in flight at once; more wait for a free connection. */
   connections: number;
 }
@@ -37,7 +42,7 @@ export async function pacedLoad(load: PacedLoad): Promise<PacedResult> {
   let errors = 0;
   let lastAnswer = 0;
 
-  const send = (due: number) =>
+  const send = (due: number, counted: boolean) =>
     new Promise<void>((resolve) => {
       const outgoing = request(
         { agent, hostname, port, path: pathname, method: 'POST', headers },
@@ -46,8 +51,10 @@ export async function pacedLoad(load: PacedLoad): Promise<PacedResult> {
           if (status < 200 || status >= 300) non2xx++;
           response.resume();
           response.on('end', () => {
-            lastAnswer = performance.now();
-            latencies.push(lastAnswer - due);
+            if (counted) {
+              lastAnswer = performance.now();
+              latencies.push(lastAnswer - due);
+            }
             resolve();
           });
         },
@@ -59,15 +66,17 @@ export async function pacedLoad(load: PacedLoad): Promise<PacedResult> {
       outgoing.end(load.body);
     });
 
-  const total = Math.round(load.rate * load.seconds);
+  const warmup = Math.round(load.rate * load.warmupSeconds);
+  const total = warmup + Math.round(load.rate * load.seconds);
   const interval = 1000 / load.rate;
   const start = performance.now();
+  const measuredFrom = start + warmup * interval;
   const answers: Promise<void>[] = [];
   let sent = 0;
   while (sent < total) {
     // Everything due by now goes out, so a late timer does not lower the rate.
     while (sent < total && start + sent * interval <= performance.now()) {
-      answers.push(send(start + sent * interval));
+      answers.push(send(start + sent * interval, sent >= warmup));
       sent++;
     }
     await sleep(Math.max(0, start + sent * interval - performance.now()));
@@ -81,7 +90,7 @@ export async function pacedLoad(load: PacedLoad): Promise<PacedResult> {
       10 * (latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN),
     ) / 10;
   return {
-    requestsPerSecond: Math.round(latencies.length / ((lastAnswer - start) / 1000)),
+    requestsPerSecond: Math.round(latencies.length / ((lastAnswer - measuredFrom) / 1000)),
     p50Ms: quantile(0.5),
     p99Ms: quantile(0.99),
     non2xx,

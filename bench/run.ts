@@ -124,7 +124,7 @@ function load(url: string, options: Partial<autocannon.Options>): Promise<autoca
 
 /** Submissions at a fixed offered rate, evenly spaced. */
 const paced = (url: string, rate: number, seconds: number, connections: number) =>
-  pacedLoad({ url, ...SUBMISSION, rate, seconds, connections });
+  pacedLoad({ url, ...SUBMISSION, rate, seconds, warmupSeconds: 2, connections });
 
 function checked<T extends { non2xx: number; errors: number }>(result: T): T {
   if (result.non2xx > 0 || result.errors > 0) {
