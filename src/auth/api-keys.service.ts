@@ -1,7 +1,8 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import type { Repository } from 'typeorm';
+import { sha256Hex } from '../common/canonical-json.js';
 import { KilnConfig } from '../config/config.js';
 import { ApiKey, type Role } from './api-key.entity.js';
 import type { Principal } from './principal.js';
@@ -13,7 +14,6 @@ const KEY_NAME_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 const LAST_USED_EVERY_MS = 60_000;
 const VERIFIED_MAX = 10_000;
 
-const hashKey = (key: string) => createHash('sha256').update(key).digest('hex');
 
 export interface NewApiKey {
   name: string;
@@ -41,7 +41,7 @@ export class ApiKeys {
     private readonly config: KilnConfig,
   ) {
     const { adminApiKey } = config.auth;
-    if (adminApiKey) this.bootstrapHash = Buffer.from(hashKey(adminApiKey), 'hex');
+    if (adminApiKey) this.bootstrapHash = Buffer.from(sha256Hex(adminApiKey), 'hex');
   }
 
   /** Returns the key itself once; only its hash is kept. */
@@ -56,7 +56,7 @@ export class ApiKeys {
       .values({
         name: input.name,
         role: input.role,
-        keyHash: hashKey(key),
+        keyHash: sha256Hex(key),
         keyPrefix: key.slice(0, KEY_PREFIX.length + 6),
         rateLimitPerMinute: input.rateLimitPerMinute ?? null,
         submitLimitPerMinute: input.submitLimitPerMinute ?? null,
@@ -87,7 +87,7 @@ export class ApiKeys {
   /** The caller a bearer key names, or null when it is unknown or revoked. */
   async authenticate(key: string): Promise<Principal | null> {
     if (!KEY_PATTERN.test(key)) return null;
-    const hash = hashKey(key);
+    const hash = sha256Hex(key);
     if (this.bootstrapHash && timingSafeEqual(Buffer.from(hash, 'hex'), this.bootstrapHash)) {
       return {
         keyId: null,
