@@ -1,10 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import {
-  type BeforeApplicationShutdown,
-  Injectable,
-  Logger,
-  type OnApplicationBootstrap,
-} from '@nestjs/common';
+import { Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import type { Repository } from 'typeorm';
 import type { ColumnMetadata } from 'typeorm/metadata/ColumnMetadata.js';
@@ -20,7 +15,6 @@ import {
   notFound,
   validationFailed,
 } from '../common/problem.js';
-import { settlesWithin } from '../common/settles-within.js';
 import { parseWith } from '../common/validation.js';
 import { KilnConfig } from '../config/config.js';
 import { Sql } from '../database/sql.service.js';
@@ -49,17 +43,15 @@ export interface Submitted {
   created: boolean;
 }
 
-/** How long shutdown waits for enqueues under way; the reconciler takes any left. */
-const ENQUEUE_DRAIN_MS = 2_000;
+/** Enqueueing must not hold a submit hostage while Redis is down: the reconciler catches up. */
+const ENQUEUE_TIMEOUT_MS = 2_000;
 
 /** The database fills these in; a submission writes every other column of its job. */
 const ASSIGNED_BY_DATABASE = ['created_at', 'updated_at'];
 
 @Injectable()
-export class JobsService implements OnApplicationBootstrap, BeforeApplicationShutdown {
+export class JobsService implements OnApplicationBootstrap {
   private readonly logger = new Logger('Jobs');
-  /** Enqueues of answered submissions, still under way. */
-  private readonly enqueuing = new Set<Promise<void>>();
   /** The columns a submission writes, from the entity's metadata. */
   private readonly written: ColumnMetadata[];
   /**
@@ -102,11 +94,6 @@ export class JobsService implements OnApplicationBootstrap, BeforeApplicationShu
     }
   }
 
-  /** Before Redis closes. */
-  async beforeApplicationShutdown(): Promise<void> {
-    await settlesWithin(Promise.all(this.enqueuing), ENQUEUE_DRAIN_MS);
-  }
-
   async submit(body: unknown, ownerId: string, idempotencyKey?: string): Promise<Submitted> {
     const parsed = this.validate(body, '#');
     if (!parsed.ok) throw validationFailed(parsed.errors);
@@ -114,7 +101,7 @@ export class JobsService implements OnApplicationBootstrap, BeforeApplicationShu
     const [job] = await this.insert([parsed.job], ownerId, { idempotencyKey });
     if (!job)
       return { job: await this.replay(parsed.job, ownerId, idempotencyKey), created: false };
-    this.enqueue([job]);
+    await this.enqueue([job]);
     return { job, created: true };
   }
 
@@ -136,7 +123,7 @@ export class JobsService implements OnApplicationBootstrap, BeforeApplicationShu
     this.availability.require(valid.map((job) => job.kind));
     const batchId = randomUUID();
     const jobs = await this.insert(valid, ownerId, { batchId });
-    this.enqueue(jobs);
+    await this.enqueue(jobs);
     return { batchId, jobs };
   }
 
@@ -327,20 +314,14 @@ export class JobsService implements OnApplicationBootstrap, BeforeApplicationShu
     return earlier;
   }
 
-  /**
-   * The row is the job: once it is written the submission is answered, and the enqueue, started
-   * in the same turn, is not waited for. One that fails leaves the row pending for the reconciler.
-   */
-  private enqueue(jobs: Job[]): void {
-    const enqueuing: Promise<void> = this.queue
-      .enqueue(jobs)
-      .catch((error: Error) =>
-        this.logger.warn(
-          `Enqueue of ${jobs.length} job(s) failed; the reconciler will retry: ${error.message}`,
-        ),
-      )
-      .finally(() => this.enqueuing.delete(enqueuing));
-    this.enqueuing.add(enqueuing);
+  private async enqueue(jobs: Job[]): Promise<void> {
+    try {
+      await withTimeout(this.queue.enqueue(jobs), ENQUEUE_TIMEOUT_MS);
+    } catch (error) {
+      this.logger.warn(
+        `Enqueue of ${jobs.length} job(s) failed; the reconciler will retry: ${(error as Error).message}`,
+      );
+    }
   }
 }
 
@@ -361,5 +342,17 @@ function decodeCursor(cursor: string): { createdAt: Date; id: string } {
     throw badRequest('Invalid cursor.', [
       { parameter: 'cursor', detail: 'Use a nextCursor from a previous page.' },
     ]);
+  }
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }
