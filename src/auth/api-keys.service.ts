@@ -14,7 +14,6 @@ const KEY_NAME_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 const LAST_USED_EVERY_MS = 60_000;
 const VERIFIED_MAX = 10_000;
 
-
 export interface NewApiKey {
   name: string;
   role: Role;
