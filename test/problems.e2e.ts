@@ -83,6 +83,16 @@ describe('bad input is a clear 4xx problem document, never a 500', () => {
     ]);
   });
 
+  it('a body that is not JSON, naming the header', async () => {
+    const problem = await expectProblem(
+      await post('kind=music', 'application/x-www-form-urlencoded'),
+      415,
+    );
+    expect(problem.errors).toEqual([
+      { parameter: 'Content-Type', detail: 'Must be application/json.' },
+    ]);
+  });
+
   it('an oversized body', async () => {
     const problem = await expectProblem(
       await post(JSON.stringify({ kind: 'music', input: { prompt: 'x'.repeat(10_000) } })),

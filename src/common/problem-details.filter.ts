@@ -33,6 +33,11 @@ const CODES: Record<number, string> = {
 };
 const codeFor = (status: number) => CODES[status] ?? `http-${status}`;
 
+/** Fastify's own 415 names no header. */
+const UNSUPPORTED_MEDIA_TYPE = new ProblemError(415, codeFor(415), 'Request bodies are JSON.', {
+  errors: [{ parameter: 'Content-Type', detail: 'Must be application/json.' }],
+});
+
 function httpExceptionDetail(exception: HttpException): string {
   const response = exception.getResponse();
   if (typeof response === 'string') return response;
@@ -77,16 +82,18 @@ export class ProblemDetailsFilter implements ExceptionFilter {
 
   private toProblem(exception: unknown): ProblemError {
     if (exception instanceof ProblemError) return exception;
+    const status =
+      exception instanceof HttpException
+        ? exception.getStatus()
+        : isClientError(exception)
+          ? exception.statusCode
+          : 500;
+    if (status === 415) return UNSUPPORTED_MEDIA_TYPE;
     if (exception instanceof HttpException) {
-      const status = exception.getStatus();
       return new ProblemError(status, codeFor(status), httpExceptionDetail(exception));
     }
     if (isClientError(exception)) {
-      return new ProblemError(
-        exception.statusCode,
-        codeFor(exception.statusCode),
-        exception.message,
-      );
+      return new ProblemError(status, codeFor(status), exception.message);
     }
     return new ProblemError(
       500,
