@@ -47,6 +47,20 @@ describe('with CORS_ORIGINS set', () => {
     }
   });
 
+  it('sends them on event streams too, which write past Fastify', async () => {
+    const { body: job } = await kiln.submit('test', {});
+    await kiln.request('DELETE', `/jobs/${job.id}`);
+    const stream = await kiln.fetch(`/api/v1/jobs/${job.id}/events`, {
+      headers: { authorization: `Bearer ${ADMIN_KEY}`, origin: ORIGIN },
+    });
+    expect(header(stream, 'content-type')).toBe('text/event-stream');
+    expect(header(stream, 'x-content-type-options')).toBe('nosniff');
+    expect(header(stream, 'content-security-policy')).toContain("default-src 'self'");
+    expect(header(stream, 'x-request-id')).toBeTruthy();
+    expect(header(stream, 'access-control-allow-origin')).toBe(ORIGIN);
+    await stream.text();
+  });
+
   it('still serves the API documentation, under a policy that Swagger UI works with', async () => {
     const page = await kiln.fetch('/docs');
     expect(page.status).toBe(200);

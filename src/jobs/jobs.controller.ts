@@ -217,6 +217,8 @@ export class JobsController {
     await this.jobs.get(id, scopeOf(caller));
     const raw = reply.hijack().raw;
     raw.writeHead(200, {
+      // What hooks set so far (security, CORS, request id, rate limits): the raw response skips them.
+      ...(reply.getHeaders() as Record<string, string>),
       'content-type': 'text/event-stream',
       'cache-control': 'no-cache',
       connection: 'keep-alive',
