@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { JobLifecycle } from '../src/jobs/job-lifecycle.service.js';
 import { JobQueue } from '../src/jobs/job-queue.service.js';
+import type { Job } from '../src/jobs/job.entity.js';
 import { TestKiln, parseEvents, resetState, sql } from './support/kiln.js';
 import { TestGenerator } from './support/test.generator.js';
 
@@ -135,25 +136,59 @@ describe('status only moves forward', () => {
   });
   afterAll(() => kiln.close());
 
+  /** The claimed job, failing the test on any other outcome. */
+  async function claimed(lifecycle: JobLifecycle, id: string): Promise<Job> {
+    const claim = await lifecycle.claim(id);
+    if (claim.outcome !== 'claimed') throw new Error(`Expected a claim, got ${claim.outcome}`);
+    return claim.job;
+  }
+  const lapseLease = (id: string) =>
+    sql(`UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = $1`, [id]);
+
+  it('starts no second attempt while the first holds its lease', async () => {
+    const lifecycle = kiln.app.get(JobLifecycle);
+    const { body } = await kiln.submit('test', {});
+    const first = await claimed(lifecycle, body.id);
+
+    const second = await lifecycle.claim(body.id);
+    expect(second.outcome).toBe('leased');
+    // JOB_LOCK_MS is 2 s in tests: the wait is what is left of the lease.
+    expect(second.outcome === 'leased' && second.retryInMs).toBeGreaterThan(1_000);
+    expect(second.outcome === 'leased' && second.retryInMs).toBeLessThanOrEqual(2_000);
+    expect((await lifecycle.renewLease(first)).held).toBe(true);
+    const [row] = await sql<{ attempts: number }>('SELECT attempts FROM jobs WHERE id = $1', [
+      body.id,
+    ]);
+    expect(row!.attempts).toBe(1);
+  });
+
   it('lets neither a stale attempt nor a finished job be overwritten', async () => {
     const lifecycle = kiln.app.get(JobLifecycle);
     const { body } = await kiln.submit('test', {});
-    const first = (await lifecycle.claim(body.id))!;
-    const second = (await lifecycle.claim(body.id))!;
+    const first = await claimed(lifecycle, body.id);
+    // The first attempt's worker died: once its lease lapsed, a new attempt takes the job over.
+    await lapseLease(body.id);
+    const second = await claimed(lifecycle, body.id);
     expect(second.attempts).toBe(first.attempts + 1);
 
-    // The first attempt's worker was presumed dead; its late writes change nothing.
+    // The first attempt's late writes change nothing, and it learns that it lost the job.
     const artifact = {
       sha256: 'a'.repeat(64),
       contentType: 'text/plain',
       extension: 'txt',
       sizeBytes: 1,
     };
+    expect(await lifecycle.renewLease(first)).toEqual({ held: false, cancelRequested: false });
+    await lifecycle.progress(first, 'generating', 0.9);
     expect(await lifecycle.complete(first, artifact)).toBeNull();
     expect(await lifecycle.retryLater(first, 'late')).toBeNull();
+    const [running] = await sql<{ progress: number }>('SELECT progress FROM jobs WHERE id = $1', [
+      body.id,
+    ]);
+    expect(running!.progress).toBe(0);
 
     expect(await lifecycle.fail(body.id, 'boom', second.attempts)).not.toBeNull();
-    expect(await lifecycle.claim(body.id)).toBeNull();
+    expect(await lifecycle.claim(body.id)).toEqual({ outcome: 'finished' });
     expect(await lifecycle.cancelled(body.id)).toBeNull();
     const [row] = await sql<{ status: string; error: string }>(
       'SELECT status, error FROM jobs WHERE id = $1',
@@ -162,11 +197,31 @@ describe('status only moves forward', () => {
     expect(row).toEqual({ status: 'failed', error: 'boom' });
   });
 
+  it('fails a job whose worker died during its last attempt, counting that attempt', async () => {
+    const lifecycle = kiln.app.get(JobLifecycle);
+    const { body } = await kiln.submit('test', {});
+    for (let attempt = 1; attempt <= body.maxAttempts; attempt++) {
+      expect((await claimed(lifecycle, body.id)).attempts).toBe(attempt);
+      await lapseLease(body.id);
+    }
+    const claim = await lifecycle.claim(body.id);
+    expect(claim.outcome).toBe('exhausted');
+    const [row] = await sql<{ status: string; error: string; attempts: number }>(
+      'SELECT status, error, attempts FROM jobs WHERE id = $1',
+      [body.id],
+    );
+    expect(row).toEqual({
+      status: 'failed',
+      attempts: body.maxAttempts,
+      error: `The worker running its last attempt (${body.maxAttempts} of ${body.maxAttempts}) stopped.`,
+    });
+  });
+
   it('never starts a cancelled job', async () => {
     const lifecycle = kiln.app.get(JobLifecycle);
     const { body } = await kiln.submit('test', {});
     await kiln.request('DELETE', `/jobs/${body.id}`);
-    expect(await lifecycle.claim(body.id)).toBeNull();
+    expect(await lifecycle.claim(body.id)).toEqual({ outcome: 'finished' });
   });
 });
 

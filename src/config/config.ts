@@ -107,9 +107,9 @@ const envSchema = z.object({
   COMMAND_KILL_GRACE_MS: int(0).default(5_000),
   JOB_ABORT_SETTLE_MS: int(0).optional(),
   MODEL_SERVERS: modelServers.default({}),
-  JOB_LOCK_MS: int(1000).default(30_000),
-  STALLED_CHECK_INTERVAL_MS: int(100).default(30_000),
-  MAX_STALLED_COUNT: int(0, 100).default(2),
+  // A dead worker's job starts again within JOB_LOCK_MS + STALLED_CHECK_INTERVAL_MS.
+  JOB_LOCK_MS: int(1000).default(8_000),
+  STALLED_CHECK_INTERVAL_MS: int(100).default(4_000),
   RECONCILE_INTERVAL_MS: int(100).default(30_000),
   SHUTDOWN_GRACE_MS: int(0).default(30_000),
   SHUTDOWN_READINESS_DELAY_MS: int(0).default(5_000),
@@ -175,9 +175,9 @@ function toConfig(env: z.output<typeof envSchema>, inherited: Record<string, str
       timeoutMs: env.JOB_TIMEOUT_MS,
       timeoutMsByKind: env.JOB_TIMEOUT_MS_BY_KIND,
       progressIntervalMs: env.PROGRESS_INTERVAL_MS,
+      /** The BullMQ lock on a running job, and its attempt's lease in PostgreSQL. */
       lockMs: env.JOB_LOCK_MS,
       stalledCheckIntervalMs: env.STALLED_CHECK_INTERVAL_MS,
-      maxStalledCount: env.MAX_STALLED_COUNT,
       shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
       /** How long an aborted attempt may take to end (a command its SIGTERM grace) before it is settled. */
       abortSettleMs: env.JOB_ABORT_SETTLE_MS ?? env.COMMAND_KILL_GRACE_MS + 5_000,

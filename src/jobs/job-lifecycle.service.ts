@@ -1,13 +1,25 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import type { Repository } from 'typeorm';
 import type { OwnerScope } from '../auth/principal.js';
 import type { StoredArtifact } from '../cache/artifact-store.service.js';
 import { columnsOf, rowToEntity } from '../database/row-to-entity.js';
+import { KilnConfig } from '../config/config.js';
 import { Sql } from '../database/sql.service.js';
 import { KilnMetrics } from '../metrics/kiln-metrics.js';
 import { JobEvents, jobEvent } from './job-events.service.js';
-import { FINAL_STATUSES, Job, type JobStep } from './job.entity.js';
+import { FINAL_STATUSES, Job, type JobStatus, type JobStep } from './job.entity.js';
+
+/** What a worker's claim of a queued job found. */
+export type Claim =
+  /** A new attempt, holding the job's lease. */
+  | { outcome: 'claimed'; job: Job }
+  /** Final (or gone): nothing to run. */
+  | { outcome: 'finished' }
+  /** Another attempt holds the lease: try again once it may have lapsed. */
+  | { outcome: 'leased'; retryInMs: number }
+  /** The attempt holding it died, and it was the last one: the job has failed now. */
+  | { outcome: 'exhausted'; job: Job };
 
 /** The owner a statement must match; null lets an admin act on any job. */
 const ownerFilter = (scope: OwnerScope) => (scope.all ? null : scope.ownerId);
@@ -19,32 +31,87 @@ const ownerFilter = (scope: OwnerScope) => (scope.all ? null : scope.ownerId);
  */
 @Injectable()
 export class JobLifecycle {
+  private readonly logger = new Logger('Jobs');
   private readonly columns: string;
+  /** How long an attempt holds its job without renewing the lease: the worker lock's duration. */
+  private readonly leaseMs: number;
 
   constructor(
     @InjectRepository(Job) private readonly jobs: Repository<Job>,
     private readonly sql: Sql,
     private readonly events: JobEvents,
     private readonly metrics: KilnMetrics,
+    config: KilnConfig,
   ) {
     this.columns = columnsOf(jobs);
+    this.leaseMs = config.worker.lockMs;
   }
 
-  /** pending (or processing, after a worker died) → processing, as a new attempt. */
-  async claim(id: string): Promise<Job | null> {
+  /**
+   * pending (or processing, once the lease of an attempt whose worker died has lapsed) →
+   * processing, as a new attempt holding a fresh lease. A dead worker's attempt counts: a job that
+   * kills its worker every time still fails once its attempts are used up.
+   */
+  async claim(id: string): Promise<Claim> {
     const job = await this.transition(
       `UPDATE jobs SET status = 'processing', current_step = 'preparing', progress = 0,
-         attempts = attempts + 1, started_at = coalesce(started_at, now()), updated_at = now()
-       WHERE id = $1 AND status IN ('pending', 'processing')`,
+         attempts = attempts + 1, lease_expires_at = now() + $2::int * interval '1 millisecond',
+         started_at = coalesce(started_at, now()), updated_at = now()
+       WHERE id = $1 AND (status = 'pending' OR (status = 'processing'
+         AND attempts < max_attempts AND (lease_expires_at IS NULL OR lease_expires_at < now())))`,
+      [id, this.leaseMs],
+    );
+    if (job) {
+      if (job.attempts === 1 && job.startedAt) {
+        this.metrics.jobWait.observe(
+          { kind: job.kind },
+          (job.startedAt.getTime() - job.createdAt.getTime()) / 1000,
+        );
+      }
+      return { outcome: 'claimed', job };
+    }
+    return this.unclaimable(id);
+  }
+
+  /** Why a claim matched nothing, and what follows from it. */
+  private async unclaimable(id: string): Promise<Claim> {
+    const [row] = await this.sql.query<{
+      status: JobStatus;
+      attempts: number;
+      max_attempts: number;
+      lease_ms: number | null;
+    }>(
+      `SELECT status, attempts, max_attempts,
+         (extract(epoch FROM lease_expires_at - now()) * 1000)::float8 AS lease_ms
+       FROM jobs WHERE id = $1`,
       [id],
     );
-    if (job?.attempts === 1 && job.startedAt) {
-      this.metrics.jobWait.observe(
-        { kind: job.kind },
-        (job.startedAt.getTime() - job.createdAt.getTime()) / 1000,
+    if (!row || FINAL_STATUSES.includes(row.status)) return { outcome: 'finished' };
+    const lapsed = (row.lease_ms ?? 0) <= 0;
+    if (row.status === 'processing' && lapsed && row.attempts >= row.max_attempts) {
+      const failed = await this.fail(
+        id,
+        `The worker running its last attempt (${row.attempts} of ${row.max_attempts}) stopped.`,
+        row.attempts,
       );
+      return failed ? { outcome: 'exhausted', job: failed } : { outcome: 'leased', retryInMs: 0 };
     }
-    return job;
+    // Measured by the database's clock, so a worker's clock skew cannot cut a lease short.
+    return { outcome: 'leased', retryInMs: Math.max(0, Math.ceil(row.lease_ms ?? 0)) };
+  }
+
+  /**
+   * Extends the lease of a running attempt. `held` is false once the job has moved on (finished,
+   * or taken over after the lease lapsed): the attempt must stop and write nothing more.
+   */
+  async renewLease(job: Job): Promise<{ held: boolean; cancelRequested: boolean }> {
+    const [row] = await this.sql.query<{ cancel_requested_at: Date | null }>(
+      `UPDATE jobs SET lease_expires_at = now() + $3::int * interval '1 millisecond'
+       WHERE id = $1 AND attempts = $2 AND status = 'processing'
+       RETURNING cancel_requested_at`,
+      [job.id, job.attempts, this.leaseMs],
+    );
+    return { held: row !== undefined, cancelRequested: row?.cancel_requested_at != null };
   }
 
   /** Returns whether a cancel has been requested: a second path for a lost broadcast. */
@@ -61,7 +128,8 @@ export class JobLifecycle {
   complete(job: Job, artifact: StoredArtifact): Promise<Job | null> {
     return this.transition(
       `UPDATE jobs SET status = 'completed', current_step = 'completed', progress = 1,
-         artifact_sha256 = $3, error = NULL, finished_at = now(), updated_at = now()
+         artifact_sha256 = $3, error = NULL, lease_expires_at = NULL, finished_at = now(),
+         updated_at = now()
        WHERE id = $1 AND attempts = $2 AND status = 'processing'`,
       [job.id, job.attempts, artifact.sha256],
     );
@@ -71,7 +139,7 @@ export class JobLifecycle {
   retryLater(job: Job, error: string): Promise<Job | null> {
     return this.transition(
       `UPDATE jobs SET status = 'pending', current_step = 'queued', progress = 0, error = $3,
-         updated_at = now()
+         lease_expires_at = NULL, updated_at = now()
        WHERE id = $1 AND attempts = $2 AND status = 'processing'`,
       [job.id, job.attempts, error],
     );
@@ -81,17 +149,17 @@ export class JobLifecycle {
   handBack(job: Job): Promise<Job | null> {
     return this.transition(
       `UPDATE jobs SET status = 'pending', current_step = 'queued', progress = 0,
-         attempts = attempts - 1, updated_at = now()
+         attempts = attempts - 1, lease_expires_at = NULL, updated_at = now()
        WHERE id = $1 AND attempts = $2 AND status = 'processing'`,
       [job.id, job.attempts],
     );
   }
 
-  /** The last failure. Without an attempt (a stall detected by BullMQ) any unfinished job fails. */
+  /** The last failure. Without an attempt (the queue gave up on it) any unfinished job fails. */
   fail(id: string, error: string, attempt?: number): Promise<Job | null> {
     return this.transition(
       `UPDATE jobs SET status = 'failed', current_step = 'failed', error = $2,
-         finished_at = now(), updated_at = now()
+         lease_expires_at = NULL, finished_at = now(), updated_at = now()
        WHERE id = $1 AND status IN ('pending', 'processing') AND ($3::int IS NULL OR attempts = $3)
       `,
       [id, error, attempt ?? null],
@@ -120,8 +188,8 @@ export class JobLifecycle {
   /** The worker's side of a cancel, once the generator has stopped. */
   cancelled(id: string): Promise<Job | null> {
     return this.transition(
-      `UPDATE jobs SET status = 'cancelled', current_step = 'cancelled', finished_at = now(),
-         updated_at = now()
+      `UPDATE jobs SET status = 'cancelled', current_step = 'cancelled', lease_expires_at = NULL,
+         finished_at = now(), updated_at = now()
        WHERE id = $1 AND status IN ('pending', 'processing')`,
       [id],
     );
@@ -137,15 +205,24 @@ export class JobLifecycle {
     return job;
   }
 
-  /** Every final status is reached through here: count it once, where it happens. */
+  /** Every final status is reached through here: count and log it once, where it happens. */
   private count(job: Job): void {
     if (!FINAL_STATUSES.includes(job.status)) return;
     this.metrics.jobsFinished.inc({ kind: job.kind, status: job.status });
-    if (job.status === 'completed' && job.startedAt && job.finishedAt) {
-      this.metrics.jobDuration.observe(
-        { kind: job.kind },
-        (job.finishedAt.getTime() - job.startedAt.getTime()) / 1000,
-      );
+    const runMs =
+      job.startedAt && job.finishedAt ? job.finishedAt.getTime() - job.startedAt.getTime() : null;
+    if (job.status === 'completed' && runMs !== null) {
+      this.metrics.jobDuration.observe({ kind: job.kind }, runMs / 1000);
     }
+    this.logger.log({
+      msg: `Job ${job.status}`,
+      jobId: job.id,
+      kind: job.kind,
+      status: job.status,
+      attempts: job.attempts,
+      queueMs: job.startedAt ? job.startedAt.getTime() - job.createdAt.getTime() : null,
+      runMs,
+      error: job.status === 'completed' ? undefined : (job.error ?? undefined),
+    });
   }
 }

@@ -34,8 +34,13 @@ export interface WorkerSettings {
   concurrency: number;
   lockMs: number;
   stalledCheckIntervalMs: number;
-  maxStalledCount: number;
 }
+
+/**
+ * Kiln counts a stalled job's attempts itself (a dead worker's attempt is one of its attempts),
+ * so BullMQ's own stall limit must never fail a job that has attempts left.
+ */
+const UNLIMITED_STALLS = 1_000_000;
 
 /** The one port to BullMQ: nothing else in Kiln touches a Queue or builds a Worker. */
 @Injectable()
@@ -139,7 +144,7 @@ export class JobQueue {
       concurrency: settings.concurrency,
       lockDuration: settings.lockMs,
       stalledInterval: settings.stalledCheckIntervalMs,
-      maxStalledCount: settings.maxStalledCount,
+      maxStalledCount: UNLIMITED_STALLS,
     });
   }
 

@@ -16,7 +16,9 @@ export interface ReconcileReport {
 /**
  * Makes Redis agree with PostgreSQL: every unfinished row whose BullMQ job is missing (an
  * enqueue that failed, a Redis that restarted empty) is enqueued again, so an accepted job is
- * never lost; a row whose BullMQ job has given up is marked failed. Cleanup schedules it.
+ * never lost; a row whose BullMQ job has given up is marked failed. A job whose running attempt
+ * still holds its lease is left alone: enqueueing it would start a second attempt beside the
+ * first. Cleanup schedules it.
  */
 @Injectable()
 export class JobReconciler {
@@ -38,7 +40,9 @@ export class JobReconciler {
   private async pass(): Promise<ReconcileReport> {
     const rows = await this.sql.query<Enqueueable>(
       `SELECT id, kind, priority, max_attempts AS "maxAttempts" FROM jobs
-       WHERE status IN ('pending', 'processing') ORDER BY created_at LIMIT $1`,
+       WHERE status = 'pending' OR (status = 'processing'
+         AND (lease_expires_at IS NULL OR lease_expires_at < now()))
+       ORDER BY created_at LIMIT $1`,
       [BATCH],
     );
     const known = new Set(this.registry.kinds);

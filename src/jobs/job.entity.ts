@@ -70,6 +70,10 @@ export class Job {
   @Column('uuid', { name: 'batch_id', nullable: true })
   batchId!: string | null;
 
+  /** Until when the running attempt holds the job; renewed while it runs (see JobLifecycle). */
+  @Column('timestamptz', { name: 'lease_expires_at', nullable: true })
+  leaseExpiresAt!: Date | null;
+
   @Column('timestamptz', { name: 'cancel_requested_at', nullable: true })
   cancelRequestedAt!: Date | null;
 
@@ -97,6 +101,7 @@ export const INITIAL_JOB_STATE = {
   attempts: 0,
   error: null,
   artifactSha256: null,
+  leaseExpiresAt: null,
   cancelRequestedAt: null,
   startedAt: null,
   finishedAt: null,

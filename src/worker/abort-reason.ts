@@ -3,7 +3,8 @@ export class AbortReason extends Error {
   override name = 'AbortReason';
 
   constructor(
-    readonly kind: 'cancelled' | 'timeout' | 'shutdown',
+    /** `superseded`: the attempt lost its lease, and the job has moved on without it. */
+    readonly kind: 'cancelled' | 'timeout' | 'shutdown' | 'superseded',
     message: string,
   ) {
     super(message);

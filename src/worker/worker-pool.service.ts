@@ -11,7 +11,7 @@ import type { Resources } from '../generation/generator.js';
 import { GpuMonitor } from '../health/gpu/gpu-monitor.service.js';
 import { JobLifecycle } from '../jobs/job-lifecycle.service.js';
 import { JobQueue, type QueuedJob } from '../jobs/job-queue.service.js';
-import { AbortReason } from './abort-reason.js';
+import { DatabaseOutage } from './database-outage.js';
 import { JobRunner } from './job-runner.service.js';
 
 /** After the grace period, how long handed-back jobs get to settle before a forced close. */
@@ -32,7 +32,13 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     private readonly lifecycle: JobLifecycle,
     private readonly gpu: GpuMonitor,
     private readonly config: KilnConfig,
-  ) {}
+    outage: DatabaseOutage,
+  ) {
+    // Jobs fetched while PostgreSQL is unreachable could not start: take none until it is back.
+    outage.onChange((down) => {
+      for (const worker of this.workers) void (down ? worker.pause(true) : worker.resume());
+    });
+  }
 
   async onApplicationBootstrap(): Promise<void> {
     const { worker } = this.config;
@@ -42,7 +48,6 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
         concurrency,
         lockMs: worker.lockMs,
         stalledCheckIntervalMs: worker.stalledCheckIntervalMs,
-        maxStalledCount: worker.maxStalledCount,
       });
       started.on('failed', (job) => void this.onFailed(job));
       started.on('error', (error) => this.logger.warn(`Worker error: ${error.message}`));
@@ -78,7 +83,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     const closed = Promise.all(this.workers.map((worker) => worker.close()));
     if (await settlesWithin(closed, this.config.worker.shutdownGraceMs)) return;
     this.logger.warn(`Grace period over: handing ${this.runner.runningCount} job(s) back`);
-    this.runner.abortAll(new AbortReason('shutdown', 'Worker shutting down.'));
+    this.runner.shutDown();
     if (await settlesWithin(closed, this.config.worker.abortSettleMs + HANDBACK_MS)) return;
     const forced = Promise.all(this.workers.map((worker) => worker.close(true)));
     // A worker whose Redis came back empty can wait for ever on its blocking connection.
@@ -86,7 +91,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     this.logger.warn('Workers did not close; their connections will be dropped');
   }
 
-  /** A job BullMQ gave up on outside the runner (stalled too often) still ends failed. */
+  /** A job BullMQ gave up on outside the runner (a claim that kept failing) still ends failed. */
   private async onFailed(job: QueuedJob | undefined): Promise<void> {
     if (!job?.id || !(await job.isFailed().catch(() => false))) return;
     await this.lifecycle

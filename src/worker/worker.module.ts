@@ -1,5 +1,6 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { GpuModule } from '../health/gpu/gpu.module.js';
+import { DatabaseOutage } from './database-outage.js';
 import { GpuSlots } from './gpu-slots.js';
 import { JobRunner } from './job-runner.service.js';
 import { WorkerPool } from './worker-pool.service.js';
@@ -11,7 +12,7 @@ export class WorkerModule {
     return {
       module: WorkerModule,
       imports: [jobs, GpuModule],
-      providers: [GpuSlots, JobRunner, WorkerPool],
+      providers: [DatabaseOutage, GpuSlots, JobRunner, WorkerPool],
     };
   }
 }
