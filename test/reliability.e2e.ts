@@ -95,4 +95,22 @@ describe('the reconciler and a running attempt', () => {
     const done = await api.waitForStatus(body.id, 'completed');
     expect(done.attempts).toBe(2);
   });
+
+  it('stops an attempt that lost its lease, which then writes nothing', async () => {
+    const { body } = await api.submit('test', { holdMs: 4_000, tag: 'superseded' });
+    await api.waitForJob(body.id, (job) => job.status === 'processing' && job.progress > 0);
+    // Another worker took the job over, as after a lease that lapsed while this one was stuck.
+    await sql(`UPDATE jobs SET attempts = attempts + 1 WHERE id = $1`, [body.id]);
+
+    const deadline = Date.now() + 5_000;
+    while (!TestGenerator.calls.get(body.id)?.sawAbort && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(TestGenerator.calls.get(body.id)?.sawAbort).toBe('The job moved on.');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const [row] = await sql<{ status: string; attempts: number; artifact_sha256: null }>(
+      'SELECT status, attempts, artifact_sha256 FROM jobs WHERE id = $1',
+      [body.id],
+    );
+    expect(row).toEqual({ status: 'processing', attempts: 2, artifact_sha256: null });
+  });
 });

@@ -82,6 +82,7 @@ export class JobRunner {
     // Registered before the claim, so a cancel broadcast sent right after it is not missed.
     this.running.set(id, controller);
     try {
+      const claimedAt = Date.now();
       const claim = await this.lifecycle.claim(id);
       switch (claim.outcome) {
         case 'finished':
@@ -92,7 +93,7 @@ export class JobRunner {
           return await this.postpone(queued, token, Math.max(claim.retryInMs, LEASE_POSTPONE_MS));
         case 'claimed':
           if (claim.job.cancelRequestedAt) controller.abort(cancelled());
-          return await this.attempt(claim.job, queued, token, controller);
+          return await this.attempt(claim.job, claimedAt, queued, token, controller);
       }
     } catch (error) {
       if (!isOutage(error)) throw error;
@@ -107,6 +108,7 @@ export class JobRunner {
 
   private async attempt(
     job: Job,
+    claimedAt: number,
     queued: QueuedJob,
     token: string | undefined,
     controller: AbortController,
@@ -126,6 +128,7 @@ export class JobRunner {
     );
     const lease = new LeaseRenewal(
       job,
+      claimedAt,
       this.lifecycle,
       this.config.worker.lockMs,
       {
@@ -159,7 +162,7 @@ export class JobRunner {
       );
       progress.report('saving');
       // A late attempt stores nothing: the job has moved on without it.
-      if (!(await lease.renew())) controller.signal.throwIfAborted();
+      if (!(await lease.held())) controller.signal.throwIfAborted();
       const artifact = await this.durably(() => this.artifacts.store(output));
       await progress.close();
       const completed = await this.durably(() => this.lifecycle.complete(job, artifact));

@@ -1,4 +1,5 @@
 import type { Logger } from '@nestjs/common';
+import { isUnavailable } from '../common/unavailable.js';
 import type { JobLifecycle } from '../jobs/job-lifecycle.service.js';
 import type { Job, JobStep } from '../jobs/job.entity.js';
 
@@ -52,6 +53,10 @@ export class ProgressReporter {
       .then(({ cancelRequested }) => {
         if (cancelRequested) this.onCancelRequested();
       })
-      .catch((error: Error) => this.logger.warn(`Progress not saved: ${error.message}`));
+      .catch((error: Error) => {
+        // An outage is logged once by the worker, not at every progress write.
+        if (isUnavailable(error)) this.logger.debug?.(`Progress not saved: ${error.message}`);
+        else this.logger.warn(`Progress not saved: ${error.message}`);
+      });
   }
 }
