@@ -1,10 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import cors from '@fastify/cors';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import helmet, { type HelmetOptions } from 'helmet';
 import { AppModule, type AppOptions } from './app.module.js';
+import { requestId } from './common/http-edges.js';
 import { ProblemDetailsFilter } from './common/problem-details.filter.js';
 import { setupSwagger } from './common/swagger.js';
 import type { KilnConfig } from './config/config.js';
@@ -21,8 +21,8 @@ export async function createKilnApp(
     bodyLimit: config.http.bodyLimitBytes,
     // Only behind a proxy that sets it may X-Forwarded-For decide `request.ip`.
     trustProxy: config.http.trustProxy,
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    // The caller's X-Request-Id only when it is short and plain (see requestId).
+    genReqId: requestId,
   });
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.forRoot(config, options),
@@ -36,7 +36,7 @@ export async function createKilnApp(
     },
   );
   await registerSecurity(app, config);
-  // The request id (taken from X-Request-Id when the caller sends one) goes back to the caller.
+  // The request id (the caller's X-Request-Id when it is safe) goes back to the caller.
   adapter.getInstance().addHook('onRequest', (request, reply, done) => {
     void reply.header('x-request-id', request.id);
     done();
