@@ -4,7 +4,7 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import helmet, { type HelmetOptions } from 'helmet';
 import { AppModule, type AppOptions } from './app.module.js';
-import { requestId } from './common/http-edges.js';
+import { requestId, useStrictJsonParser } from './common/http-edges.js';
 import { ProblemDetailsFilter } from './common/problem-details.filter.js';
 import { setupSwagger } from './common/swagger.js';
 import type { KilnConfig } from './config/config.js';
@@ -35,6 +35,7 @@ export async function createKilnApp(
       bodyParser: false,
     },
   );
+  useStrictJsonParser(adapter.getInstance());
   await registerSecurity(app, config);
   // The request id (the caller's X-Request-Id when it is safe) goes back to the caller.
   adapter.getInstance().addHook('onRequest', (request, reply, done) => {

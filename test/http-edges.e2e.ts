@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestKiln, resetState } from './support/kiln.js';
 
@@ -5,6 +6,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{1
 
 interface Problem {
   requestId?: string;
+  errors?: { parameter?: string; pointer?: string }[];
 }
 
 describe('HTTP edges', () => {
@@ -15,6 +17,13 @@ describe('HTTP edges', () => {
     kiln = await TestKiln.start();
   });
   afterAll(() => kiln.close());
+
+  const submit = (body: string | Buffer, headers: Record<string, string> = {}) =>
+    kiln.fetch('/api/v1/jobs', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body,
+    });
 
   describe('X-Request-Id', () => {
     it('echoes a safe one, up to 128 characters', async () => {
@@ -42,6 +51,59 @@ describe('HTTP edges', () => {
       const response = await kiln.fetch('/health/live');
       expect(response.headers.get('x-request-id')).toMatch(UUID);
       await response.arrayBuffer();
+    });
+  });
+
+  describe('JSON bodies', () => {
+    const job = JSON.stringify({ kind: 'test', input: {} });
+
+    it('refuses a Content-Encoding with 415 naming it', async () => {
+      for (const encoding of ['gzip', 'br', 'deflate']) {
+        const response = await submit(gzipSync(job), { 'content-encoding': encoding });
+        expect(response.status, encoding).toBe(415);
+        expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+        expect(((await response.json()) as Problem).errors).toEqual([
+          expect.objectContaining({ parameter: 'Content-Encoding' }),
+        ]);
+      }
+    });
+
+    it('takes identity as no encoding', async () => {
+      const response = await submit(job, { 'content-encoding': 'identity' });
+      expect(response.status).toBe(202);
+      await response.arrayBuffer();
+    });
+
+    it('refuses invalid UTF-8 with 400 naming the body', async () => {
+      const bytes = Buffer.concat([
+        Buffer.from('{"kind":"test","input":{"tag":"'),
+        Buffer.from([0xc3, 0x28]),
+        Buffer.from('"}}'),
+      ]);
+      const response = await submit(bytes);
+      expect(response.status).toBe(400);
+      expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(((await response.json()) as Problem).errors).toEqual([
+        expect.objectContaining({ pointer: '#' }),
+      ]);
+    });
+
+    it('reads valid UTF-8 as it is', async () => {
+      const tag = 'café ✓ 音';
+      const response = await submit(JSON.stringify({ kind: 'test', input: { tag } }));
+      expect(response.status).toBe(202);
+      const { id } = (await response.json()) as { id: string };
+      const { body } = await kiln.request<{ input: { tag: string } }>('GET', `/jobs/${id}`);
+      expect(body.input.tag).toBe(tag);
+    });
+
+    it('still refuses prototype poisoning and malformed JSON', async () => {
+      for (const body of ['{"kind":"test","input":{"__proto__":{"x":1}}}', '{"kind":', '']) {
+        const response = await submit(body);
+        expect(response.status, body).toBe(400);
+        expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+        await response.arrayBuffer();
+      }
     });
   });
 });

@@ -1,5 +1,8 @@
+import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import type { FastifyInstance } from 'fastify';
+import { ProblemError, badRequest } from './problem.js';
 
 export const REQUEST_ID_MAX_LENGTH = 128;
 
@@ -31,4 +34,39 @@ export function requestId(request: IncomingMessage): string {
   const id = randomUUID();
   if (sent !== undefined) request.headers['x-request-id'] = id;
   return id;
+}
+
+const UNSUPPORTED_ENCODING = new ProblemError(
+  415,
+  'unsupported-media-type',
+  'Kiln does not decode request bodies.',
+  { errors: [{ parameter: 'Content-Encoding', detail: 'Must be absent or identity.' }] },
+);
+const NOT_UTF8 = badRequest('The body is not valid UTF-8.', [
+  { pointer: '#', detail: 'Must be JSON encoded in UTF-8.' },
+]);
+
+/**
+ * Fastify's JSON parser (prototype-poisoning checks included) behind two checks of its own: a body
+ * Kiln would have to decode (gzip, say) is refused rather than parsed as it is, and invalid UTF-8
+ * is refused rather than read as replacement characters.
+ */
+export function useStrictJsonParser(fastify: FastifyInstance): void {
+  const { onProtoPoisoning = 'error', onConstructorPoisoning = 'error' } = fastify.initialConfig;
+  const parseJson = fastify.getDefaultJsonParser(onProtoPoisoning, onConstructorPoisoning);
+  fastify.removeContentTypeParser('application/json');
+  fastify.addContentTypeParser(
+    'application/json',
+    { parseAs: 'buffer' },
+    (request, body: Buffer, done) => {
+      const encoding = request.headers['content-encoding'];
+      if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
+        done(UNSUPPORTED_ENCODING, undefined);
+      } else if (!isUtf8(body)) {
+        done(NOT_UTF8, undefined);
+      } else {
+        void parseJson(request, body.toString('utf8'), done);
+      }
+    },
+  );
 }
