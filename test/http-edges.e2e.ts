@@ -1,12 +1,33 @@
+import { connect } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestKiln, resetState } from './support/kiln.js';
+import { TestKiln, parseEvents, resetState } from './support/kiln.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+const TIMEOUT_MS = 1_000;
 
 interface Problem {
   requestId?: string;
   errors?: { parameter?: string; pointer?: string }[];
+}
+
+/** Writes `bytes` on a connection of its own and reads until the server closes it. */
+function exchange(
+  kiln: TestKiln,
+  bytes: string,
+): Promise<{ answer: string; closedAfterMs: number }> {
+  const { hostname, port } = new URL(kiln.url);
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    let answer = '';
+    const socket = connect(Number(port), hostname, () => socket.write(bytes));
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (answer += chunk));
+    socket.on('error', reject);
+    socket.on('close', () => resolve({ answer, closedAfterMs: Date.now() - started }));
+    // A server that never closes fails the test rather than hanging it.
+    socket.setTimeout(10_000, () => socket.destroy(new Error(`still open; read: ${answer}`)));
+  });
 }
 
 describe('HTTP edges', () => {
@@ -14,7 +35,7 @@ describe('HTTP edges', () => {
 
   beforeAll(async () => {
     await resetState();
-    kiln = await TestKiln.start();
+    kiln = await TestKiln.start({ HTTP_REQUEST_TIMEOUT: `${TIMEOUT_MS}ms` });
   });
   afterAll(() => kiln.close());
 
@@ -51,6 +72,52 @@ describe('HTTP edges', () => {
       const response = await kiln.fetch('/health/live');
       expect(response.headers.get('x-request-id')).toMatch(UUID);
       await response.arrayBuffer();
+    });
+  });
+
+  describe('HTTP_REQUEST_TIMEOUT', () => {
+    it('answers a body shorter than its Content-Length with 408 and closes the connection', async () => {
+      const body = '{"kind":"test","input":{}}';
+      const { answer, closedAfterMs } = await exchange(
+        kiln,
+        'POST /api/v1/jobs HTTP/1.1\r\nHost: kiln\r\nContent-Type: application/json\r\n' +
+          `Content-Length: ${body.length + 10}\r\n\r\n${body}`,
+      );
+      const [head = '', json = ''] = answer.split('\r\n\r\n');
+      expect(head).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
+      expect(head).toMatch(/\r\ncontent-type: application\/problem\+json\r\n/i);
+      expect(head).toMatch(/\r\nconnection: close(\r\n|$)/i);
+      expect(JSON.parse(json)).toMatchObject({
+        type: 'urn:kiln:problem:request-timeout',
+        status: 408,
+      });
+      // The check runs every tenth of the timeout.
+      expect(closedAfterMs).toBeGreaterThanOrEqual(TIMEOUT_MS - 50);
+      expect(closedAfterMs).toBeLessThan(TIMEOUT_MS * 2);
+    });
+
+    it('answers headers that never end with 408 too', async () => {
+      const { answer } = await exchange(kiln, 'GET /health/live HTTP/1.1\r\nHost: kiln\r\n');
+      expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+    });
+
+    it('answers headers over the size limit with 431, in problem+json too', async () => {
+      const { answer } = await exchange(
+        kiln,
+        `GET /health/live HTTP/1.1\r\nHost: kiln\r\nX-Padding: ${'x'.repeat(20_000)}\r\n\r\n`,
+      );
+      expect(answer).toMatch(/^HTTP\/1\.1 431 /);
+      expect(answer).toMatch(/\r\ncontent-type: application\/problem\+json\r\n/i);
+    });
+
+    it('does not cut an event stream that lasts longer', async () => {
+      const { body: job } = await kiln.submit('test', { holdMs: TIMEOUT_MS * 3 });
+      const started = Date.now();
+      const stream = await kiln.fetch(`/api/v1/jobs/${job.id}/events`);
+      expect(stream.status).toBe(200);
+      const events = parseEvents(await stream.text());
+      expect(Date.now() - started).toBeGreaterThan(TIMEOUT_MS * 2);
+      expect(events.at(-1)).toMatchObject({ status: 'completed' });
     });
   });
 

@@ -1,7 +1,9 @@
 import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
-import type { FastifyInstance } from 'fastify';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { ConnectionError, FastifyInstance } from 'fastify';
+import { PROBLEM_CONTENT_TYPE } from './problem-details.filter.js';
 import { ProblemError, badRequest } from './problem.js';
 
 export const REQUEST_ID_MAX_LENGTH = 128;
@@ -69,4 +71,45 @@ export function useStrictJsonParser(fastify: FastifyInstance): void {
       }
     },
   );
+}
+
+/** Written to the socket as it is: there is no request for Fastify to answer. */
+function rawResponse(problem: ProblemError): string {
+  const { status, title, code, detail } = problem;
+  const body = JSON.stringify({ type: `urn:kiln:problem:${code}`, title, status, detail });
+  return (
+    `HTTP/1.1 ${status} ${title}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
+  );
+}
+
+/** Node's errors on a connection, raised before a request reached Fastify or while one arrives. */
+const CONNECTION_ERRORS: Record<string, string> = {
+  ERR_HTTP_REQUEST_TIMEOUT: rawResponse(
+    new ProblemError(
+      408,
+      'request-timeout',
+      'The request did not arrive within HTTP_REQUEST_TIMEOUT.',
+    ),
+  ),
+  HPE_HEADER_OVERFLOW: rawResponse(
+    new ProblemError(431, 'request-header-fields-too-large', 'The request headers are too large.'),
+  ),
+};
+const MALFORMED = rawResponse(badRequest('The request is not valid HTTP.'));
+
+/**
+ * Fastify's `clientErrorHandler`, answering in problem+json: a request that does not arrive within
+ * HTTP_REQUEST_TIMEOUT (a body shorter than its Content-Length, say) gets a 408, and its
+ * connection is closed.
+ */
+export function answerClientError(error: ConnectionError, socket: Socket): void {
+  // A reset connection has no one left to answer.
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  // As Node's own handler does: never a second answer after a response has begun.
+  const inFlight = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
+  if (socket.writable && !inFlight?.headersSent) {
+    socket.write(CONNECTION_ERRORS[error.code] ?? MALFORMED);
+  }
+  socket.destroy(error);
 }
