@@ -1,10 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import cors from '@fastify/cors';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import helmet, { type HelmetOptions } from 'helmet';
 import { AppModule, type AppOptions } from './app.module.js';
+import { answerClientError, requestId, useStrictJsonParser } from './common/http-edges.js';
 import { ProblemDetailsFilter } from './common/problem-details.filter.js';
 import { setupSwagger } from './common/swagger.js';
 import type { KilnConfig } from './config/config.js';
@@ -17,12 +17,25 @@ export async function createKilnApp(
   config: KilnConfig,
   options: AppOptions = {},
 ): Promise<NestFastifyApplication> {
+  const { requestTimeoutMs: requestTimeout } = config.http;
   const adapter = new FastifyAdapter({
     bodyLimit: config.http.bodyLimitBytes,
     // Only behind a proxy that sets it may X-Forwarded-For decide `request.ip`.
     trustProxy: config.http.trustProxy,
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    // The caller's X-Request-Id only when it is short and plain (see requestId).
+    genReqId: requestId,
+    // A request's headers and body must arrive within the timeout; a response (an event stream,
+    // a download) is not bounded. Node looks for late requests every tenth of it, at least every
+    // second, rather than every 30 s. Fastify sets requestTimeout only once the server is made,
+    // which leaves Node's 60 s headersTimeout, and a headersTimeout above requestTimeout makes
+    // Node swap the two: the server gets both at once.
+    requestTimeout,
+    http: {
+      requestTimeout,
+      headersTimeout: requestTimeout,
+      connectionsCheckingInterval: Math.min(1_000, Math.ceil(requestTimeout / 10)),
+    },
+    clientErrorHandler: answerClientError,
   });
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.forRoot(config, options),
@@ -35,8 +48,9 @@ export async function createKilnApp(
       bodyParser: false,
     },
   );
+  useStrictJsonParser(adapter.getInstance());
   await registerSecurity(app, config);
-  // The request id (taken from X-Request-Id when the caller sends one) goes back to the caller.
+  // The request id (the caller's X-Request-Id when it is safe) goes back to the caller.
   adapter.getInstance().addHook('onRequest', (request, reply, done) => {
     void reply.header('x-request-id', request.id);
     done();

@@ -228,6 +228,14 @@ describe('logs', () => {
     await fetch(`${url}/api/v1/generators`, {
       headers: { authorization: `Bearer ${ADMIN_KEY}`, 'x-request-id': `trace-${SECRET}` },
     }).then((response) => response.arrayBuffer());
+    // An over-long id is replaced before anything logs it.
+    const LONG_ID = 'x'.repeat(16_000);
+    const replaced = await fetch(`${url}/api/v1/generators`, {
+      headers: { authorization: `Bearer ${ADMIN_KEY}`, 'x-request-id': LONG_ID },
+    });
+    await replaced.arrayBuffer();
+    const freshId = replaced.headers.get('x-request-id') ?? '';
+    expect(freshId).not.toBe(LONG_ID);
     await fetch(`${url}/health/live`, { headers: { 'x-request-id': 'probe-1' } }).then((response) =>
       response.arrayBuffer(),
     );
@@ -270,6 +278,9 @@ describe('logs', () => {
     expect(second?.req?.url).toBe('/api/v1/jobs/kiln_[Redacted]?token=kiln_[Redacted]');
     expect(lines.find((line) => line.requestId === 'my-trace-3' && line.req)).toBeDefined();
     expect(lines.filter((line) => line.requestId === 'trace-kiln_[Redacted]')).not.toEqual([]);
+    const replacedLine = lines.find((line) => line.requestId === freshId && line.req);
+    expect(replacedLine?.req?.headers['x-request-id']).toBe(freshId);
+    expect(stdout).not.toContain('x'.repeat(129));
     // Probes are logged at debug, below LOG_LEVEL=log.
     expect(lines.find((line) => line.requestId === 'probe-1')).toBeUndefined();
 

@@ -134,6 +134,18 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ CLEANUP_JOBS_CRON: 'hourly' })).toThrow(/CLEANUP_JOBS_CRON/);
   });
 
+  it('reads HTTP_REQUEST_TIMEOUT as a duration of at least 100 ms, 30 s by default', () => {
+    expect(loadConfig({}).http.requestTimeoutMs).toBe(30_000);
+    expect(loadConfig({ HTTP_REQUEST_TIMEOUT: '2m' }).http.requestTimeoutMs).toBe(120_000);
+    expect(loadConfig({ HTTP_REQUEST_TIMEOUT: '100ms' }).http.requestTimeoutMs).toBe(100);
+    expect(() => loadConfig({ HTTP_REQUEST_TIMEOUT: '0' })).toThrow(
+      /HTTP_REQUEST_TIMEOUT: expected at least 100ms/,
+    );
+    expect(() => loadConfig({ HTTP_REQUEST_TIMEOUT: 'soon' })).toThrow(
+      /HTTP_REQUEST_TIMEOUT: expected a duration/,
+    );
+  });
+
   it('documents every key in .env.example, and its values load', () => {
     const lines = readFileSync('.env.example', 'utf8').split('\n');
     const entries = lines.filter((line) => /^[A-Z_]+=/.test(line)).map((line) => line.split('='));

@@ -74,6 +74,9 @@ const envSchema = z.object({
   PORT: int(0, 65535).default(3000),
   LOG_LEVEL: z.enum(['error', 'warn', 'log', 'debug', 'verbose']).default('log'),
   BODY_LIMIT_BYTES: int(1024).default(1_048_576),
+  HTTP_REQUEST_TIMEOUT: duration
+    .pipe(z.number().min(100, 'expected at least 100ms'))
+    .default(30_000),
   DATABASE_URL: z
     .url({ protocol: /^postgres(ql)?$/ })
     .default('postgres://postgres@127.0.0.1:5432/kiln'),
@@ -147,6 +150,8 @@ function toConfig(env: z.output<typeof envSchema>, inherited: Record<string, str
       host: env.HOST,
       port: env.PORT,
       bodyLimitBytes: env.BODY_LIMIT_BYTES,
+      /** How long a request's headers and body may take to arrive; the response is not bounded. */
+      requestTimeoutMs: env.HTTP_REQUEST_TIMEOUT,
       logLevel: env.LOG_LEVEL,
     },
     database: {
