@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { processGroupsDir, recordGroup } from '../src/generation/process-groups.js';
+import { CogServer } from './support/cog-server.js';
 import { TEST_ENV, TestKiln, resetState } from './support/kiln.js';
 import {
   fileWritten,
@@ -122,5 +123,42 @@ describe('a worker starting on a host where a worker died', () => {
         }
       }
     }
+  });
+});
+
+describe('a prediction whose worker is killed', () => {
+  let cog: CogServer;
+  let api: TestKiln;
+  const models = () =>
+    JSON.stringify({ 'cog-model': { url: cog.url, pollIntervalMs: 50, requestTimeoutMs: 2_000 } });
+
+  beforeAll(async () => {
+    await resetState();
+    cog = await CogServer.start();
+    api = await TestKiln.start({ KILN_ROLE: 'api', MODEL_SERVERS: models() });
+  });
+  afterAll(async () => {
+    await api.close();
+    await cog.close();
+  });
+
+  it('is cancelled by the next attempt before that one starts its own', async () => {
+    worker = await startWorkerProcess({ MODEL_SERVERS: models() });
+    const { body } = await api.submit('cog-model', { text: 'left behind', mode: 'hang' });
+    await api.waitForJob(body.id, (job) => job.status === 'processing' && job.progress > 0);
+    await killHard(worker);
+    const first = cog.predictions.get(`${body.id}-1`);
+    expect(first?.status).toBe('processing');
+
+    await TestKiln.using({ KILN_ROLE: 'worker', MODEL_SERVERS: models() }, async () => {
+      const second = await api.waitForJob(body.id, (job) => job.attempts === 2 && job.progress > 0);
+      expect(second.status).toBe('processing');
+      expect(first?.status).toBe('canceled');
+      const cancel = cog.requests.indexOf(`POST /predictions/${body.id}-1/cancel`);
+      expect(cancel).toBeGreaterThan(-1);
+      expect(cancel).toBeLessThan(cog.requests.indexOf(`PUT /predictions/${body.id}-2`));
+      await api.request('DELETE', `/jobs/${body.id}`);
+      await api.waitForStatus(body.id, 'cancelled');
+    });
   });
 });
