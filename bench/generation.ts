@@ -29,6 +29,7 @@ async function timed(generator: Generator, input: unknown) {
     const started = process.hrtime.bigint();
     const output = await generator.generate(parsed, {
       jobId: 'bench',
+      attempt: 1,
       submittedAt: new Date(0),
       signal: new AbortController().signal,
       progress: () => undefined,

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ArtifactStore } from '../src/cache/artifact-store.service.js';
 import type { CleanupReport } from '../src/cleanup/cleanup.service.js';
 import { withAdvisoryLock } from '../src/database/advisory-lock.js';
+import { PROCESS_GROUPS_DIR } from '../src/generation/process-groups.js';
 import { JobQueue } from '../src/jobs/job-queue.service.js';
 import { TestKiln, resetState, sql } from './support/kiln.js';
 
@@ -101,6 +102,8 @@ describe('cleanup', () => {
     await seedTemp(kiln, 'stray.partial', 2 * HOUR_MS);
     const recent = `${randomUUID()}-2`;
     await seedTemp(kiln, recent, 10 * 60_000, true);
+    // The records of running commands' process groups, however old.
+    await seedTemp(kiln, PROCESS_GROUPS_DIR, 2 * HOUR_MS, true);
 
     const report = await runCleanup(kiln);
 
@@ -120,7 +123,7 @@ describe('cleanup', () => {
       true,
     ]);
     const temp = await readdir(kiln.config.storage.tempDir);
-    expect(temp.sort()).toEqual([`${running}-1`, recent].sort());
+    expect(temp.sort()).toEqual([`${running}-1`, recent, PROCESS_GROUPS_DIR].sort());
 
     const metrics = await (await kiln.fetch('/metrics')).text();
     expect(metrics).toMatch(/^kiln_cleanup_removed_total\{target="jobs"\} 4$/m);

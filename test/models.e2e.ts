@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -7,6 +7,7 @@ import type { JobView } from '../src/jobs/job.dto.js';
 import { CogServer } from './support/cog-server.js';
 import { TestKiln, resetState, sql } from './support/kiln.js';
 import { freePort } from './support/ports.js';
+import { fileWritten, gone, waitUntilGone } from './support/processes.js';
 
 const MODEL_SCRIPT = join(import.meta.dirname, 'fixtures/commands/model.mjs');
 const scratch = mkdtempSync(join(tmpdir(), 'kiln-models-'));
@@ -37,31 +38,8 @@ const command = (extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
-/** Whether a process is gone: no longer listed, or a zombie no one has reaped yet. */
-function gone(pid: number): boolean {
-  const stat = `/proc/${pid}/stat`;
-  if (!existsSync(stat)) return true;
-  try {
-    return readFileSync(stat, 'utf8').split(') ')[1]?.startsWith('Z') ?? true;
-  } catch {
-    return true;
-  }
-}
-
-async function waitUntilGone(pid: number): Promise<void> {
-  for (let tries = 0; !gone(pid); tries++) {
-    if (tries > 200) throw new Error(`process ${pid} is still running`);
-    await sleep(50);
-  }
-}
-
-async function childPid(pidFile: string): Promise<number> {
-  for (let tries = 0; !existsSync(pidFile); tries++) {
-    if (tries > 200) throw new Error(`${pidFile} was never written`);
-    await sleep(25);
-  }
-  return Number(readFileSync(pidFile, 'utf8'));
-}
+/** The pid a test model script wrote to a file. */
+const childPid = async (pidFile: string) => Number(await fileWritten(pidFile));
 
 describe('command generators', () => {
   let kiln: TestKiln;
@@ -293,7 +271,8 @@ describe('model servers', () => {
     expect(result.headers.get('content-type')).toBe('text/plain');
     expect(await result.text()).toBe('spoken: hello.txt');
     const [prediction] = predictionsOf('hello');
-    expect(prediction?.id).toMatch(new RegExp(`^${body.id}-[0-9a-f]{8}$`));
+    // Named by job and attempt, so a later attempt can cancel it.
+    expect(prediction?.id).toBe(`${body.id}-1`);
     expect(cog.requests).toContain(`PUT /predictions/${prediction?.id}`);
   });
 

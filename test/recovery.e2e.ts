@@ -1,13 +1,12 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { once } from 'node:events';
+import type { ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseWavHeader } from '../src/generation/generators/music/wav.js';
 import { JobQueue } from '../src/jobs/job-queue.service.js';
 import { JobReconciler } from '../src/jobs/job-reconciler.service.js';
 import { REDIS_URL, TEST_PREFIX } from './support/env.js';
-import { TEST_ENV, TestKiln, deleteRedisKeys, resetState } from './support/kiln.js';
+import { TestKiln, deleteRedisKeys, resetState } from './support/kiln.js';
+import { killHard, startWorkerProcess } from './support/processes.js';
 
 let api: TestKiln;
 
@@ -58,30 +57,10 @@ describe('a Redis that lost its scripts', () => {
 
 describe('a worker killed mid-job', () => {
   let child: ChildProcess | undefined;
-  afterAll(() => child?.kill('SIGKILL'));
+  afterAll(() => child && killHard(child));
 
   it('is detected as stalled, and another worker completes the job', async () => {
-    const main = 'dist/src/main.js';
-    if (!existsSync(main))
-      throw new Error(`${main} is missing: run \`npm run build\` first (npm test does)`);
-    child = spawn(process.execPath, [main], {
-      env: {
-        ...process.env,
-        ...TEST_ENV,
-        KILN_ROLE: 'worker',
-        PORT: '0',
-        LOG_LEVEL: 'log',
-        NO_COLOR: '1',
-      },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let output = '';
-    child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    const deadline = Date.now() + 20_000;
-    while (!output.includes('Processing generation-cpu')) {
-      if (Date.now() > deadline) throw new Error(`The worker did not start:\n${output}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    child = await startWorkerProcess();
 
     // Five minutes of audio: long enough to be caught mid-render.
     const { body } = await api.submit('music', {
@@ -89,8 +68,7 @@ describe('a worker killed mid-job', () => {
       duration: 300,
     });
     await api.waitForJob(body.id, (job) => job.status === 'processing');
-    child.kill('SIGKILL');
-    await once(child, 'exit');
+    await killHard(child);
 
     // Another worker picks the stalled job up.
     await TestKiln.using({ KILN_ROLE: 'worker' }, async () => {

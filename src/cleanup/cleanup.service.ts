@@ -9,6 +9,7 @@ import { withAdvisoryLock } from '../database/advisory-lock.js';
 import { Sql } from '../database/sql.service.js';
 import { JobQueue } from '../jobs/job-queue.service.js';
 import { JobReconciler, type ReconcileReport } from '../jobs/job-reconciler.service.js';
+import { PROCESS_GROUPS_DIR } from '../generation/process-groups.js';
 import { KilnMetrics } from '../metrics/kiln-metrics.js';
 
 export const CLEANUP_TARGETS = ['jobs', 'artifacts', 'temp_files', 'queue_entries'] as const;
@@ -179,7 +180,10 @@ export class CleanupService {
         )
       ).map((row) => row.id),
     );
-    const removable = stale.filter((name) => !running.has(JOB_TEMP_DIR.exec(name)?.[1] ?? ''));
+    // The records of running commands' groups stay however old (see process-groups.ts).
+    const removable = stale.filter(
+      (name) => name !== PROCESS_GROUPS_DIR && !running.has(JOB_TEMP_DIR.exec(name)?.[1] ?? ''),
+    );
     await Promise.all(
       removable.map((name) => rm(join(tempDir, name), { recursive: true, force: true })),
     );

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_LINE_BYTES, exitError, runProcess } from './child-process.js';
+import { MAX_LINE_BYTES, NotStartedError, exitError, runProcess } from './child-process.js';
 
 /** Runs a Node.js script as a child process, with the lines of its stdout. */
 async function runScript(script: string) {
@@ -36,5 +36,15 @@ describe('runProcess', () => {
     expect(exitError('model', result).message).toMatch(
       /exited with code 3: …x+ RuntimeError: out of memory$/,
     );
+  });
+
+  it('reports the signal that killed the command, and a command that could not start', async () => {
+    const { result } = await runScript(`process.kill(process.pid, 'SIGKILL')`);
+    expect(result).toMatchObject({ code: null, signal: 'SIGKILL' });
+    expect(exitError('model', result).message).toBe("'model' was killed by SIGKILL");
+
+    const missing = runProcess('/nonexistent/model', { signal: new AbortController().signal });
+    await expect(missing).rejects.toThrow(NotStartedError);
+    await expect(missing).rejects.toThrow("'/nonexistent/model' was not found");
   });
 });

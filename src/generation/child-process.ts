@@ -1,7 +1,13 @@
 import { spawn } from 'node:child_process';
+import { rm } from 'node:fs/promises';
+import type { Socket } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { oneLineTail } from '../common/one-line-tail.js';
+import type { ProcessExit, StartError, SupervisorMessage } from './command-supervisor.js';
 import { NonRetryableError } from './generator.js';
+import { killGroup, recordGroup } from './process-groups.js';
 
 /** How much of stderr is kept: the end is what explains a failure. */
 const STDERR_KEPT_CHARS = 8_192;
@@ -15,16 +21,19 @@ export interface RunOptions {
   cwd?: string;
   env?: NodeJS.ProcessEnv;
   stdin?: string;
-  /** Aborting kills the whole process group: SIGTERM, then SIGKILL after `killGraceMs`. */
+  /**
+   * Aborting, or this process dying, kills the whole process group: SIGTERM, then SIGKILL after
+   * `killGraceMs`.
+   */
   signal: AbortSignal;
   killGraceMs?: number;
+  /** Where to record the group while it runs, for killOrphanedGroups (see process-groups.ts). */
+  recordDir?: string;
   /** Each line of stdout up to MAX_LINE_BYTES, without its line break. */
   onStdoutLine?: (line: string) => void;
 }
 
-export interface ProcessResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
+export interface ProcessResult extends ProcessExit {
   /** The end of stderr, at most STDERR_KEPT_CHARS. */
   stderr: string;
 }
@@ -40,61 +49,82 @@ export class NotStartedError extends NonRetryableError {
   }
 }
 
-function killGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // The group has ended.
-  }
-}
+/** The compiled supervisor beside this module; run from the sources (vitest), the build's. */
+const here = fileURLToPath(import.meta.url);
+const SUPERVISOR = here.endsWith('.ts')
+  ? resolve(dirname(here), '../../dist/src/generation/command-supervisor.js')
+  : join(dirname(here), 'command-supervisor.js');
 
 /**
- * Runs an executable in a process group of its own, so that whatever it starts can be killed with
- * it. Resolves once it has exited, with its stderr's tail; rejects with the signal's reason when
- * aborted, once the group is killed.
+ * Runs an executable in a process group of its own, under a supervisor (command-supervisor.ts)
+ * that kills the group when this process dies, so that nothing it starts outlives Kiln. Resolves
+ * once it has exited, with its stderr's tail; rejects with the signal's reason when aborted, once
+ * the group is killed.
  */
 export function runProcess(path: string, options: RunOptions): Promise<ProcessResult> {
   const { signal, killGraceMs = 5_000 } = options;
   return new Promise((resolve, reject) => {
     signal.throwIfAborted();
-    const child = spawn(path, options.args ?? [], {
-      cwd: options.cwd,
-      env: options.env,
-      detached: true,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+    const supervisor = spawn(
+      process.execPath,
+      [SUPERVISOR, String(killGraceMs), path, ...(options.args ?? [])],
+      {
+        cwd: options.cwd,
+        env: options.env,
+        // Apart from Kiln's group, as the command is: a terminal's Ctrl-C stops Kiln, which stops it.
+        detached: true,
+        stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
+      },
+    );
     let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    supervisor.stderr.setEncoding('utf8').on('data', (chunk: string) => {
       stderr = (stderr + chunk).slice(-STDERR_KEPT_CHARS);
     });
-    readLines(child.stdout, (line) => options.onStdoutLine?.(line));
+    readLines(supervisor.stdout, (line) => options.onStdoutLine?.(line));
     // A child that does not read its input closes the pipe early: not an error of ours.
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(options.stdin ?? '');
+    supervisor.stdin.on('error', () => undefined);
+    supervisor.stdin.end(options.stdin ?? '');
 
-    let forceKill: NodeJS.Timeout | undefined;
-    const onAbort = () => {
-      if (child.pid === undefined) return;
-      killGroup(child.pid, 'SIGTERM');
-      forceKill = setTimeout(() => killGroup(child.pid!, 'SIGKILL'), killGraceMs);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    const settle = () => {
-      signal.removeEventListener('abort', onAbort);
-      clearTimeout(forceKill);
-    };
-
-    child.once('error', (error: NodeJS.ErrnoException) => {
-      settle();
-      const problem = error.code === 'ENOENT' ? 'was not found' : `did not start: ${error.message}`;
-      reject(new NotStartedError(path, error.code, `'${path}' ${problem}`));
+    const lifeline = supervisor.stdio[3] as Socket;
+    lifeline.on('error', () => undefined);
+    let pid: number | undefined;
+    let exit: ProcessExit | undefined;
+    let notStarted: StartError | undefined;
+    let recorded: Promise<string | undefined> = Promise.resolve(undefined);
+    readLines(lifeline, (line) => {
+      const message = JSON.parse(line) as SupervisorMessage;
+      if ('pid' in message) {
+        pid = message.pid;
+        // Best effort: the supervisor is the first safety net, the record only the second.
+        if (options.recordDir)
+          recorded = recordGroup(options.recordDir, pid).catch(() => undefined);
+      } else if ('exit' in message) exit = message.exit;
+      else notStarted = message.error;
     });
-    // What the leader leaves running when it exits would be orphaned: it goes with it.
-    child.once('exit', () => child.pid !== undefined && killGroup(child.pid, 'SIGKILL'));
-    child.once('close', (code, exitSignal) => {
-      settle();
-      if (signal.aborted) return reject(signal.reason as Error);
-      resolve({ code, signal: exitSignal, stderr });
+
+    // Closing the lifeline is how the supervisor is told to kill the group.
+    const onAbort = () => lifeline.end();
+    signal.addEventListener('abort', onAbort, { once: true });
+
+    const fail = (code: string | undefined, message: string) => {
+      const problem = code === 'ENOENT' ? 'was not found' : `did not start: ${message}`;
+      reject(new NotStartedError(path, code, `'${path}' ${problem}`));
+    };
+    supervisor.once('error', (error: NodeJS.ErrnoException) => {
+      signal.removeEventListener('abort', onAbort);
+      fail(error.code, error.message);
+    });
+    supervisor.once('close', (code, exitSignal) => {
+      signal.removeEventListener('abort', onAbort);
+      // A supervisor killed before its command ended says nothing: the group goes here instead.
+      if (!exit && pid !== undefined) killGroup(pid, 'SIGKILL');
+      void recorded
+        .then((file) => (file ? rm(file, { force: true }) : undefined))
+        .finally(() => {
+          if (signal.aborted) return reject(signal.reason as Error);
+          if (notStarted) return fail(notStarted.code, notStarted.message);
+          resolve({ ...(exit ?? { code, signal: exitSignal }), stderr });
+        });
     });
   });
 }

@@ -7,6 +7,7 @@ import { GeneratorRegistry } from './generator.registry.js';
 import { GeneratorsController } from './generators.controller.js';
 import { CommandGenerators } from './generators/command/command.generators.js';
 import { ModelServerGenerators } from './generators/model-server/model-server.generators.js';
+import { OrphanedProcessGroups } from './orphaned-process-groups.service.js';
 import { MusicGenerator } from './generators/music/music.generator.js';
 import { PdfReportGenerator } from './generators/pdf-report/pdf-report.generator.js';
 import { EspeakVoices } from './generators/speech/espeak-voices.js';
@@ -30,6 +31,7 @@ export class GenerationModule {
         SpeechGenerator,
         CommandGenerators,
         ModelServerGenerators,
+        OrphanedProcessGroups,
       ],
       exports: [GeneratorRegistry, GeneratorAvailability],
     };

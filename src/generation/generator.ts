@@ -13,6 +13,8 @@ export type GenerationStep = Extract<
 
 export interface GenerationContext {
   readonly jobId: string;
+  /** This attempt's number, from 1; one handed back at shutdown runs again under its number. */
+  readonly attempt: number;
   /** When the job was submitted: the same on every attempt, unlike the clock. */
   readonly submittedAt: Date;
   /**

@@ -148,6 +148,7 @@ export class JobRunner {
       if (generator.resources === 'gpu') gpu = this.gpus.acquire();
       const context: GenerationContext = {
         jobId: job.id,
+        attempt: job.attempts,
         submittedAt: job.createdAt,
         gpu,
         signal: controller.signal,

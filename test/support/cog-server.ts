@@ -26,6 +26,9 @@ interface Prediction {
   polls: number;
 }
 
+const ended = (prediction: Prediction) =>
+  ['succeeded', 'failed', 'canceled'].includes(prediction.status);
+
 /**
  * A small model server that follows Cog's prediction protocol: async predictions, named by the
  * client, that a scripted `mode` in the input completes (a file URL, a data URI, JSON or the text
@@ -85,6 +88,8 @@ export class CogServer {
     const prediction = match && this.predictions.get(match[1]!);
     if (!prediction) return send(404, { detail: 'not found' });
     if (request.method === 'POST' && match[2]) {
+      // Cog cancels only the prediction it is running.
+      if (ended(prediction)) return send(404, { detail: 'not running' });
       prediction.status = 'canceled';
       return send(200, prediction);
     }
@@ -95,14 +100,17 @@ export class CogServer {
     return send(200, prediction);
   }
 
-  /** `PUT /predictions/{id}`: starts the prediction, or answers the one of that id again. */
+  /**
+   * `PUT /predictions/{id}`: starts the prediction, or answers the one of that id again while it
+   * runs; as Cog forgets a prediction that has ended, its id starts a new one.
+   */
   private async create(
     id: string,
     body: string,
     send: (status: number, body: unknown) => void,
   ): Promise<void> {
     const known = this.predictions.get(id);
-    if (known) return send(202, known);
+    if (known && !ended(known)) return send(202, known);
     const { input } = JSON.parse(body) as { input: Prediction['input'] };
     if (typeof input.text !== 'string') return send(422, { detail: 'input.text: field required' });
     const prediction: Prediction = { id, status: 'starting', input, logs: '', polls: 0 };

@@ -14,6 +14,7 @@ import {
   type GeneratorFamily,
   KilnGenerator,
 } from '../../generator.js';
+import { processGroupsDir } from '../../process-groups.js';
 import { ConfiguredGenerator } from '../configured.generator.js';
 
 const STEPS: readonly GenerationStep[] = ['loading_model', 'preparing', 'generating', 'saving'];
@@ -23,12 +24,14 @@ const PROGRESS_LINE = /^PROGRESS\s+(\d*\.?\d+)(?:\s+(\S+))?\s*$/;
 interface CommandSettings {
   env: Record<string, string>;
   killGraceMs: number;
+  recordDir: string;
 }
 
 /**
- * A configured executable (a team's model script), run per job in a process group of its own:
- * the input as JSON on stdin, `PROGRESS <fraction> <step>` lines on stdout, the result written to
- * the path it is given (`KILN_OUTPUT_PATH`, or `{output}` in its arguments).
+ * A configured executable (a team's model script), run per job in a process group of its own
+ * that dies with the worker: the input as JSON on stdin, `PROGRESS <fraction> <step>` lines on
+ * stdout, the result written to the path it is given (`KILN_OUTPUT_PATH`, or `{output}` in its
+ * arguments).
  */
 export class CommandGenerator extends ConfiguredGenerator {
   constructor(
@@ -67,6 +70,7 @@ export class CommandGenerator extends ConfiguredGenerator {
       stdin: JSON.stringify(input),
       signal,
       killGraceMs: this.settings.killGraceMs,
+      recordDir: this.settings.recordDir,
       onStdoutLine: (line) => {
         const match = PROGRESS_LINE.exec(line);
         if (!match) {
@@ -122,9 +126,13 @@ export class CommandGenerators implements GeneratorFamily {
 
   generators(): Generator[] {
     const { commands, commandEnv, commandKillGraceMs } = this.config.generators;
+    const settings: CommandSettings = {
+      env: commandEnv,
+      killGraceMs: commandKillGraceMs,
+      recordDir: processGroupsDir(this.config.storage.tempDir),
+    };
     return Object.entries(commands).map(
-      ([kind, command]) =>
-        new CommandGenerator(kind, command, { env: commandEnv, killGraceMs: commandKillGraceMs }),
+      ([kind, command]) => new CommandGenerator(kind, command, settings),
     );
   }
 }

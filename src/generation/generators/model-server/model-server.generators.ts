@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { extname, join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -102,8 +101,8 @@ function networkProblem(error: unknown): string {
 /**
  * A model server that speaks Cog's prediction protocol: `PUT /predictions/{id}` with
  * `Prefer: respond-async`, `GET /predictions/{id}` until it ends, and
- * `POST /predictions/{id}/cancel` when the job is aborted or the attempt fails before the end. The
- * output (a file URL on an allowed origin, a data URI or any JSON) becomes the artifact.
+ * `POST /predictions/{id}/cancel` when the job is aborted or the attempt fails before the end, and
+ * for the predictions of earlier attempts before a new one starts. The output (a file URL on an allowed origin, a data URI or any JSON) becomes the artifact.
  */
 export class ModelServerGenerator extends ConfiguredGenerator {
   private readonly logger = new Logger('ModelServers');
@@ -145,12 +144,18 @@ export class ModelServerGenerator extends ConfiguredGenerator {
 
   async generate(
     input: unknown,
-    { jobId, signal, progress, tempDir, logger }: GenerationContext,
+    { jobId, attempt, signal, progress, tempDir, logger }: GenerationContext,
   ): Promise<GeneratedOutput> {
     progress('preparing');
-    // Kiln names the prediction, so it can cancel one whose creation never answered. The suffix
-    // keeps an attempt handed back at shutdown, which runs again under its number, apart.
-    const path = `/predictions/${encodeURIComponent(`${jobId}-${randomUUID().slice(0, 8)}`)}`;
+    // Kiln names each attempt's prediction, so it can cancel one whose creation never answered,
+    // and one an attempt whose worker died left running: those of earlier attempts go first (a
+    // server answers 404 for one that has ended). An attempt handed back at shutdown cancelled its
+    // own before it ran again under its number: a Cog server takes the id of an ended one anew.
+    const pathOf = (number: number) => `/predictions/${encodeURIComponent(`${jobId}-${number}`)}`;
+    await Promise.all(
+      Array.from({ length: attempt - 1 }, (_, index) => this.cancel(pathOf(index + 1), logger)),
+    );
+    const path = pathOf(attempt);
     let prediction: Prediction;
     try {
       prediction = await this.call(path, signal, {
