@@ -47,7 +47,7 @@ export class KilnClient {
       const text = await response.text();
       const { status } = response;
       if (status === 202) return { answer: '202', job: JSON.parse(text) as JobView };
-      const detail = `${status} ${text.slice(0, 300)}`;
+      const detail = `${status} ${problemSummary(text)}`;
       if (status === 503 && response.headers.has('retry-after')) return { answer: '503' };
       if (status === 503) return { answer: '5xx', detail: `503 without Retry-After: ${detail}` };
       return { answer: status >= 500 ? '5xx' : 'other', detail };
@@ -75,6 +75,16 @@ export class KilnClient {
     const response = await this.fetch(`/jobs/${id}/result`);
     const body = Buffer.from(await response.arrayBuffer());
     return { status: response.status, etag: response.headers.get('etag'), body };
+  }
+}
+
+/** A problem document's type and request id (the log has the rest), or the body's start. */
+function problemSummary(text: string): string {
+  try {
+    const problem = JSON.parse(text) as { type?: string; requestId?: string };
+    return `${problem.type ?? ''} (request ${problem.requestId ?? '?'})`;
+  } catch {
+    return text.slice(0, 200);
   }
 }
 

@@ -21,7 +21,7 @@ export interface ChaosSettings {
   postgresDownMs: number;
   /** Scenario 4: PostgreSQL frozen (SIGSTOP) this long (ms), then thawed. */
   postgresFrozenMs: number;
-  /** Scenario 5: a storm of submissions, during which the API is killed and restarted. */
+  /** Scenario 5: a storm of submissions; the API is killed in its first half, back for the second. */
   storm: { perSecond: number; jobs: number; jobMs: number };
   /** Scenario 6: a worker stopped with SIGTERM this many times while it runs these long jobs. */
   sigterm: { times: number; jobMs: { min: number; max: number } };
