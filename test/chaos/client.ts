@@ -37,12 +37,15 @@ export class KilnClient {
     });
   }
 
-  async submit(input: LedgerInput): Promise<{ answer: Answer; job?: JobView; detail?: string }> {
+  async submit(
+    input: LedgerInput,
+    priority?: number,
+  ): Promise<{ answer: Answer; job?: JobView; detail?: string }> {
     try {
       const response = await this.fetch('/jobs', {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ kind: CHAOS_KIND, input }),
+        body: JSON.stringify({ kind: CHAOS_KIND, input, priority }),
       });
       const text = await response.text();
       const { status } = response;
@@ -124,8 +127,8 @@ export class Submitter {
 
   constructor(private readonly client: KilnClient) {}
 
-  async submit(input: LedgerInput): Promise<Accepted | undefined> {
-    const { answer, job, detail } = await this.client.submit(input);
+  async submit(input: LedgerInput, priority?: number): Promise<Accepted | undefined> {
+    const { answer, job, detail } = await this.client.submit(input, priority);
     this.answers[answer]++;
     if (
       (answer === '5xx' || answer === 'other' || answer === 'hang') &&

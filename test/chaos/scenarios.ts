@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import { PRIORITY } from '../../src/jobs/job.dto.js';
 import type { OwnPostgres } from '../support/postgres-server.js';
 import type { OwnRedis } from '../support/redis-server.js';
 import { KilnClient, type LedgerInput, Submitter, isFinal } from './client.js';
@@ -314,11 +315,11 @@ async function probe(
 ): Promise<number | null> {
   const deadline = clearedAt + RECOVERY_TIMEOUT_MS;
   for (let index = 0; Date.now() < deadline; index++) {
-    const accepted = await submitter.submit({
-      tag: `${name}-probe-${index}`,
-      durationMs: 200,
-      repeat: 10,
-    });
+    // The highest priority: it times the recovery, not the backlog the fault left.
+    const accepted = await submitter.submit(
+      { tag: `${name}-probe-${index}`, durationMs: 200, repeat: 10 },
+      PRIORITY.max,
+    );
     if (!accepted) {
       await sleep(250);
       continue;
