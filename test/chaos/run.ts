@@ -55,6 +55,7 @@ for (const [signal, code] of [
   });
 }
 
+/** The code under test, read before the run (a change made while it runs is not in it). */
 function commit(): string {
   try {
     return execFileSync('git', ['describe', '--always', '--dirty'], { encoding: 'utf8' }).trim();
@@ -91,7 +92,8 @@ function failedToRun(
 }
 
 async function main(): Promise<number> {
-  console.log(`Chaos suite (${settings.form}), run folder ${runDir}`);
+  const code = commit();
+  console.log(`Chaos suite (${settings.form}) on ${code}, run folder ${runDir}`);
   postgres = await OwnPostgres.start();
   redis = await OwnRedis.start();
   console.log(`PostgreSQL on port ${postgres.port}, Redis on port ${redis.port}`);
@@ -116,7 +118,7 @@ async function main(): Promise<number> {
     form: settings.form,
     startedAt: started.toISOString(),
     durationMs: Date.now() - started.getTime(),
-    commit: commit(),
+    commit: code,
     runDir,
     passed,
     failed: results.length - passed,
