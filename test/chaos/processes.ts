@@ -181,7 +181,13 @@ export class Fleet {
       ['worker-1', 'worker-2'].map((name) => KilnProcess.create(name, 'worker', env, logDir)),
     );
     // Side by side: migrations run under an advisory lock.
-    await Promise.all([api, ...workers].map((kiln) => kiln.start()));
+    const fleet = [api, ...workers];
+    const started = await Promise.allSettled(fleet.map((kiln) => kiln.start()));
+    const failure = started.find((result) => result.status === 'rejected');
+    if (failure) {
+      for (const kiln of fleet) kiln.signal('SIGKILL');
+      throw failure.reason;
+    }
     return new Fleet(api, workers);
   }
 

@@ -13,7 +13,10 @@ export interface ChaosSettings {
    * ORPHAN_GRACE_MS after a kill, so a command its dead worker left running is seen.
    */
   jobMs: { min: number; max: number };
-  /** Scenario 1: a worker killed with SIGKILL every `everyMs`, `kills` times, restarted after `downMs`. */
+  /**
+   * Scenario 1: the busiest worker killed with SIGKILL `kills` times, each `everyMs` after the last
+   * one is back, and started again after `downMs`.
+   */
   workerKill: { kills: number; everyMs: number; downMs: number };
   /** Scenario 2: Redis down this long (ms), then back empty. */
   redisDownMs: number;
