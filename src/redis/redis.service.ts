@@ -19,6 +19,7 @@ export class RedisService implements OnApplicationShutdown {
    */
   readonly client: Redis;
   private readonly connections: Redis[] = [];
+  private commandsDown = false;
 
   constructor(
     private readonly config: KilnConfig,
@@ -30,11 +31,16 @@ export class RedisService implements OnApplicationShutdown {
       // A frozen Redis keeps its connections open and answers nothing.
       commandTimeout: COMMAND_TIMEOUT_MS,
     });
+    this.client.on('error', () => (this.commandsDown = true));
+    this.client.on('ready', () => (this.commandsDown = false));
   }
 
-  /** Whether commands can be sent now; while not, callers that can do without Redis skip it. */
+  /**
+   * False from an error of the command connection until it is ready again: callers that can do
+   * without Redis skip it then. Commands sent while it first connects wait for it, as before.
+   */
   get available(): boolean {
-    return this.client.status === 'ready';
+    return !this.commandsDown;
   }
 
   /** A connection of its own, for blocking commands (BullMQ workers) or subscriptions. */
