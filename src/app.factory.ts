@@ -4,6 +4,7 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import helmet, { type HelmetOptions } from 'helmet';
 import { AppModule, type AppOptions } from './app.module.js';
+import { DependencyOutages } from './common/dependency-outages.service.js';
 import { answerClientError, requestId, useStrictJsonParser } from './common/http-edges.js';
 import { ProblemDetailsFilter } from './common/problem-details.filter.js';
 import { setupSwagger } from './common/swagger.js';
@@ -58,7 +59,7 @@ export async function createKilnApp(
   logRequests(adapter.getInstance(), config);
   // Probes and Prometheus expect the conventional paths.
   app.setGlobalPrefix('api/v1', { exclude: ['health', 'health/*path', 'metrics'] });
-  app.useGlobalFilters(new ProblemDetailsFilter());
+  app.useGlobalFilters(new ProblemDetailsFilter(app.get(DependencyOutages)));
   app.enableShutdownHooks();
   // Generators register during init; the API document lists them.
   await app.init();

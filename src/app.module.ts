@@ -1,6 +1,7 @@
 import { type DynamicModule, Module, type Provider } from '@nestjs/common';
 import { AuthModule } from './auth/auth.module.js';
 import { CleanupModule } from './cleanup/cleanup.module.js';
+import { DependencyOutagesModule } from './common/dependency-outages.service.js';
 import { HttpDrain } from './common/http-drain.service.js';
 import { ConfigModule } from './config/config.module.js';
 import type { KilnConfig } from './config/config.js';
@@ -26,6 +27,7 @@ export class AppModule {
       module: AppModule,
       imports: [
         ConfigModule.forRoot(config),
+        DependencyOutagesModule,
         DatabaseModule,
         RedisModule,
         AuthModule,

@@ -5,9 +5,12 @@ import { NestFactory } from '@nestjs/core';
 import { type ApiKey, ROLES, type Role } from './auth/api-key.entity.js';
 import { ApiKeyError, ApiKeys } from './auth/api-keys.service.js';
 import { AuthModule } from './auth/auth.module.js';
+import { DependencyOutagesModule } from './common/dependency-outages.service.js';
+import { isUnavailable } from './common/unavailable.js';
 import { ConfigModule } from './config/config.module.js';
-import { ConfigError, loadConfig, processEnv } from './config/config.js';
+import { ConfigError, type KilnConfig, loadConfig, processEnv } from './config/config.js';
 import { DatabaseModule } from './database/database.module.js';
+import { describeFailure, probe } from './startup/dependencies.js';
 
 const USAGE = `Usage: npm run kiln -- <command>
 
@@ -78,12 +81,18 @@ async function keys(apiKeys: ApiKeys, args: string[]): Promise<string> {
   }
 }
 
+let config: KilnConfig | undefined;
+
 async function main(argv: string[]): Promise<void> {
   const [group, ...rest] = argv;
   if (group !== 'keys') throw new UsageError(group ? `Unknown command ${group}` : 'No command');
-  const config = loadConfig(processEnv());
+  config = loadConfig(processEnv());
+  // Asked first, so that an unreachable server is one line, not TypeORM's stack.
+  await probe('database', config);
 
-  @Module({ imports: [ConfigModule.forRoot(config), DatabaseModule, AuthModule] })
+  @Module({
+    imports: [ConfigModule.forRoot(config), DependencyOutagesModule, DatabaseModule, AuthModule],
+  })
   class CliModule {}
 
   const context = await NestFactory.createApplicationContext(CliModule, {
@@ -100,6 +109,8 @@ main(process.argv.slice(2)).catch((error: unknown) => {
   if (error instanceof UsageError) console.error(`${error.message}\n\n${USAGE}`);
   else if (error instanceof ConfigError || error instanceof ApiKeyError)
     console.error(error.message);
+  else if (config && isUnavailable(error))
+    console.error(describeFailure('database', config, error));
   else console.error(error);
   process.exit(error instanceof UsageError || error instanceof ApiKeyError ? 2 : 1);
 });

@@ -191,9 +191,10 @@ describe('logs', () => {
     const url = `http://127.0.0.1:${port}`;
     const deadline = Date.now() + 20_000;
     for (;;) {
-      const live = await fetch(`${url}/health/live`).catch(() => undefined);
-      await live?.arrayBuffer();
-      if (live?.ok) return url;
+      // The port answers liveness from the start; readiness once the application serves.
+      const ready = await fetch(`${url}/health/ready`).catch(() => undefined);
+      await ready?.arrayBuffer();
+      if (ready?.ok) return url;
       if (Date.now() > deadline || child.exitCode !== null)
         throw new Error(`Kiln did not start:\n${stdout}\n${stderr}`);
       await new Promise((resolve) => setTimeout(resolve, 50));

@@ -6,7 +6,9 @@ import {
   Logger,
 } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { ProblemError } from './problem.js';
+import type { DependencyOutages } from './dependency-outages.service.js';
+import { ProblemError, dependencyUnavailable } from './problem.js';
+import { unavailableDependency } from './unavailable.js';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
@@ -51,14 +53,19 @@ function httpExceptionDetail(exception: HttpException): string {
 export class ProblemDetailsFilter implements ExceptionFilter {
   private readonly logger = new Logger('Http');
 
+  constructor(private readonly outages: DependencyOutages) {}
+
   catch(exception: unknown, host: ArgumentsHost): void {
     const http = host.switchToHttp();
     const request = http.getRequest<FastifyRequest>();
     const reply = http.getResponse<FastifyReply>();
-    const problem = this.toProblem(exception);
-    const { status, code, detail, options } = problem;
+    const dependency = unavailableDependency(exception);
+    // An outage is logged once for all the requests it fails, not with a stack for each.
+    if (dependency) this.outages.failed(dependency, exception);
+    const problem = dependency ? dependencyUnavailable(dependency) : this.toProblem(exception);
+    const { status } = problem;
     // A ProblemError is a deliberate answer (a generator unavailable); anything else is a bug.
-    if (status >= 500 && !(exception instanceof ProblemError)) {
+    if (status >= 500 && !dependency && !(exception instanceof ProblemError)) {
       this.logger.error(
         `${request.method} ${request.url} failed [${request.id}]`,
         exception instanceof Error ? exception.stack : String(exception),
@@ -66,18 +73,9 @@ export class ProblemDetailsFilter implements ExceptionFilter {
     }
     void reply
       .status(status)
-      .headers(options.headers ?? {})
+      .headers(problem.options.headers ?? {})
       .type(PROBLEM_CONTENT_TYPE)
-      .send({
-        type: `urn:kiln:problem:${code}`,
-        title: problem.title,
-        status,
-        detail,
-        instance: request.url,
-        requestId: request.id,
-        ...options.extensions,
-        ...(options.errors ? { errors: options.errors } : {}),
-      });
+      .send(problem.document(request.url, request.id));
   }
 
   private toProblem(exception: unknown): ProblemError {

@@ -1,4 +1,5 @@
 import { STATUS_CODES } from 'node:http';
+import { DEPENDENCY_NAMES, type Dependency } from './unavailable.js';
 
 /** Where a validation error points: a JSON pointer into the body, or a named query/path/header parameter. */
 export type FieldError =
@@ -29,6 +30,20 @@ export class ProblemError extends Error {
   get title(): string {
     return STATUS_CODES[this.status] ?? 'Error';
   }
+
+  /** The RFC 9457 document, for the request at `instance`. */
+  document(instance: string, requestId: string): Record<string, unknown> {
+    return {
+      type: `urn:kiln:problem:${this.code}`,
+      title: this.title,
+      status: this.status,
+      detail: this.detail,
+      instance,
+      requestId,
+      ...this.options.extensions,
+      ...(this.options.errors ? { errors: this.options.errors } : {}),
+    };
+  }
 }
 
 export const badRequest = (detail: string, errors?: FieldError[]) =>
@@ -41,3 +56,18 @@ export const notFound = (detail: string) => new ProblemError(404, 'not-found', d
 
 export const conflict = (code: string, detail: string, extensions?: Record<string, unknown>) =>
   new ProblemError(409, code, detail, { extensions });
+
+/** Seconds a client is asked to wait before it retries a request that met an outage. */
+export const OUTAGE_RETRY_AFTER_S = 5;
+
+/** PostgreSQL or Redis is down or not answering: the request may succeed once it is back. */
+export const dependencyUnavailable = (dependency: Dependency) =>
+  new ProblemError(
+    503,
+    'dependency-unavailable',
+    `${DEPENDENCY_NAMES[dependency]} is unavailable; retry in a few seconds.`,
+    {
+      headers: { 'retry-after': String(OUTAGE_RETRY_AFTER_S) },
+      extensions: { dependency },
+    },
+  );

@@ -83,6 +83,9 @@ const envSchema = z.object({
   // A task under an advisory lock holds one connection while it queries on another.
   DB_POOL_SIZE: int(2, 200).default(10),
   DB_MIGRATE_ON_START: bool.default(true),
+  DB_STATEMENT_TIMEOUT: duration.default(5_000),
+  DB_CONNECT_TIMEOUT: duration.default(3_000),
+  DEPENDENCY_WAIT: duration.default(60_000),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
   REDIS_PREFIX: z
     .string()
@@ -158,7 +161,12 @@ function toConfig(env: z.output<typeof envSchema>, inherited: Record<string, str
       url: env.DATABASE_URL,
       poolSize: env.DB_POOL_SIZE,
       migrateOnStart: env.DB_MIGRATE_ON_START,
+      statementTimeoutMs: env.DB_STATEMENT_TIMEOUT,
+      /** Bounds connecting, and waiting for a free connection of the pool. */
+      connectTimeoutMs: env.DB_CONNECT_TIMEOUT,
     },
+    /** How long a starting process waits for PostgreSQL and Redis before it gives up. */
+    dependencyWaitMs: env.DEPENDENCY_WAIT,
     redis: { url: env.REDIS_URL, prefix: env.REDIS_PREFIX },
     storage: { artifactDir: resolve(env.ARTIFACT_DIR), tempDir: resolve(env.TEMP_DIR) },
     jobs: {

@@ -1,16 +1,22 @@
 import pg from 'pg';
-import { ConfigError, loadConfig, processEnv } from '../config/config.js';
+import { isUnavailable } from '../common/unavailable.js';
+import { ConfigError, type KilnConfig, loadConfig, processEnv } from '../config/config.js';
+import { describeFailure } from '../startup/dependencies.js';
+import { poolOptions } from './data-source-options.js';
 
 /**
  * `npm run db:create`: creates the database DATABASE_URL names if it does not exist yet,
  * through the server's `postgres` maintenance database. Tables come from the migrations.
  */
-async function createDatabase(): Promise<void> {
-  const target = new URL(loadConfig(processEnv()).database.url);
+async function createDatabase(config: KilnConfig): Promise<void> {
+  const target = new URL(config.database.url);
   const name = decodeURIComponent(target.pathname.slice(1));
   const maintenance = new URL(target);
   maintenance.pathname = '/postgres';
-  const client = new pg.Client({ connectionString: maintenance.toString() });
+  const client = new pg.Client({
+    connectionString: maintenance.toString(),
+    ...poolOptions(config, { bounded: false }),
+  });
   await client.connect();
   try {
     const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
@@ -25,7 +31,15 @@ async function createDatabase(): Promise<void> {
   }
 }
 
-createDatabase().catch((error: unknown) => {
-  console.error(error instanceof ConfigError ? error.message : error);
+let config: KilnConfig | undefined;
+try {
+  config = loadConfig(processEnv());
+  await createDatabase(config);
+} catch (error) {
+  // One line for what the operator can act on: bad settings, a server that is not reachable.
+  if (error instanceof ConfigError) console.error(error.message);
+  else if (config && isUnavailable(error))
+    console.error(describeFailure('database', config, error));
+  else console.error(error);
   process.exit(1);
-});
+}

@@ -1,11 +1,41 @@
-import type { DataSourceOptions } from 'typeorm';
+import type { PostgresDataSourceOptions } from 'typeorm/driver/postgres/PostgresDataSourceOptions.js';
 import { migrations } from '../../migrations/index.js';
 import { ApiKey } from '../auth/api-key.entity.js';
 import { Artifact } from '../cache/artifact.entity.js';
 import type { KilnConfig } from '../config/config.js';
 import { Job } from '../jobs/job.entity.js';
 
-export function dataSourceOptions(config: KilnConfig): DataSourceOptions {
+/**
+ * How much longer than `statement_timeout` pg waits for an answer before it gives up itself: a
+ * live server cancels the statement first (and the connection stays usable), a frozen or
+ * unreachable one never answers at all.
+ */
+const CLIENT_TIMEOUT_MARGIN_MS = 1_000;
+
+/**
+ * pg's pool settings. Statements are bounded unless `bounded` is false, which migrations ask for:
+ * they wait on an advisory lock while another replica migrates, and may rewrite big tables.
+ */
+export function poolOptions(config: KilnConfig, { bounded = true } = {}) {
+  const { statementTimeoutMs, connectTimeoutMs } = config.database;
+  return {
+    application_name: `kiln-${config.role}`,
+    connectionTimeoutMillis: connectTimeoutMs,
+    // A peer that vanished (a host down, a dropped route) is noticed on an idle connection too.
+    keepAlive: true,
+    ...(bounded && statementTimeoutMs > 0
+      ? {
+          statement_timeout: statementTimeoutMs,
+          query_timeout: statementTimeoutMs + CLIENT_TIMEOUT_MARGIN_MS,
+        }
+      : {}),
+  };
+}
+
+export function dataSourceOptions(
+  config: KilnConfig,
+  { bounded = true } = {},
+): PostgresDataSourceOptions {
   return {
     type: 'postgres',
     url: config.database.url,
@@ -13,6 +43,6 @@ export function dataSourceOptions(config: KilnConfig): DataSourceOptions {
     migrations,
     migrationsTableName: 'migrations',
     synchronize: false,
-    extra: { max: config.database.poolSize, application_name: `kiln-${config.role}` },
+    extra: { max: config.database.poolSize, ...poolOptions(config, { bounded }) },
   };
 }

@@ -1,30 +1,59 @@
 import { Global, Injectable, Logger, Module, type OnModuleInit } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
+import type pg from 'pg';
 import { DataSource } from 'typeorm';
+import type { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver.js';
+import { DependencyOutages } from '../common/dependency-outages.service.js';
 import { KilnConfig } from '../config/config.js';
 import { withAdvisoryLock } from './advisory-lock.js';
 import { dataSourceOptions } from './data-source-options.js';
 import { Sql } from './sql.service.js';
 
-/** Applies pending migrations at start; replicas starting together take turns on a lock. */
+/**
+ * Applies pending migrations at start; replicas starting together take turns on a lock. On a
+ * pool of its own without the statement timeout: waiting for the lock while another replica
+ * migrates, or a migration that rewrites a big table, may take longer than any request should.
+ */
 @Injectable()
 class MigrationRunner implements OnModuleInit {
   private readonly logger = new Logger('Database');
 
   constructor(
     private readonly config: KilnConfig,
-    private readonly dataSource: DataSource,
+    private readonly outages: DependencyOutages,
   ) {}
 
   async onModuleInit(): Promise<void> {
     if (!this.config.database.migrateOnStart) return;
-    const applied = await withAdvisoryLock(
-      this.dataSource,
-      'migrations',
-      () => this.dataSource.runMigrations({ transaction: 'each' }),
-      { wait: true },
-    );
-    for (const migration of applied ?? []) this.logger.log(`Applied migration ${migration.name}`);
+    const dataSource = await new DataSource({
+      ...dataSourceOptions(this.config, { bounded: false }),
+      poolErrorHandler: (error: Error) => this.outages.failed('database', error),
+    }).initialize();
+    try {
+      const applied = await withAdvisoryLock(
+        dataSource,
+        'migrations',
+        () => dataSource.runMigrations({ transaction: 'each' }),
+        { wait: true },
+      );
+      for (const migration of applied ?? []) this.logger.log(`Applied migration ${migration.name}`);
+    } finally {
+      await dataSource.destroy();
+    }
+  }
+}
+
+/** A new connection made means PostgreSQL answers again after an outage. */
+@Injectable()
+class PoolWatch implements OnModuleInit {
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly outages: DependencyOutages,
+  ) {}
+
+  onModuleInit(): void {
+    const pool = (this.dataSource.driver as PostgresDriver).master as pg.Pool;
+    pool.on('connect', () => this.outages.restored('database'));
   }
 }
 
@@ -32,11 +61,17 @@ class MigrationRunner implements OnModuleInit {
 @Module({
   imports: [
     TypeOrmModule.forRootAsync({
-      inject: [KilnConfig],
-      useFactory: (config: KilnConfig) => dataSourceOptions(config),
+      inject: [KilnConfig, DependencyOutages],
+      useFactory: (config: KilnConfig, outages: DependencyOutages) => ({
+        ...dataSourceOptions(config),
+        // A connection that breaks while idle (PostgreSQL restarted, a network cut).
+        poolErrorHandler: (error: Error) => outages.failed('database', error),
+        // The process waited for PostgreSQL before it built the application (see main.ts).
+        retryAttempts: 0,
+      }),
     }),
   ],
-  providers: [MigrationRunner, Sql],
+  providers: [MigrationRunner, PoolWatch, Sql],
   exports: [Sql],
 })
 export class DatabaseModule {}

@@ -1,6 +1,7 @@
 import { InjectQueue } from '@nestjs/bullmq';
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { type Job as BullJob, type JobState, Queue, Worker } from 'bullmq';
+import { isUnavailable } from '../common/unavailable.js';
 import { KilnConfig } from '../config/config.js';
 import type { Resources } from '../generation/generator.js';
 import { GeneratorRegistry } from '../generation/generator.registry.js';
@@ -46,6 +47,7 @@ const UNLIMITED_STALLS = 1_000_000;
 @Injectable()
 export class JobQueue {
   private readonly queues: Record<Resources, Queue<QueuedJobData, void, string>>;
+  private readonly logger = new Logger('Queue');
 
   constructor(
     @InjectQueue(QUEUE_NAMES.cpu) cpu: Queue<QueuedJobData, void, string>,
@@ -57,6 +59,13 @@ export class JobQueue {
     collectors: ScrapeCollectors,
   ) {
     this.queues = { cpu, gpu };
+    for (const queue of [cpu, gpu]) {
+      // Without a listener BullMQ prints every error to stderr, a stack per reconnect attempt. A
+      // lost connection is reported already, by RedisService, whose connection the queues share.
+      queue.on('error', (error) => {
+        if (!isUnavailable(error)) this.logger.warn(`Queue ${queue.name}: ${error.message}`);
+      });
+    }
     collectors.register(async () => {
       for (const [queue, counts] of Object.entries(await this.counts())) {
         for (const [state, count] of Object.entries(counts))

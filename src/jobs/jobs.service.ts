@@ -7,6 +7,7 @@ import type { OwnerScope } from '../auth/principal.js';
 import { ArtifactStore } from '../cache/artifact-store.service.js';
 import type { Artifact } from '../cache/artifact.entity.js';
 import { canonicalJson, sha256Hex } from '../common/canonical-json.js';
+import { DependencyOutages } from '../common/dependency-outages.service.js';
 import {
   type FieldError,
   ProblemError,
@@ -15,12 +16,14 @@ import {
   notFound,
   validationFailed,
 } from '../common/problem.js';
+import { isUnavailable } from '../common/unavailable.js';
 import { parseWith } from '../common/validation.js';
 import { KilnConfig } from '../config/config.js';
 import { Sql } from '../database/sql.service.js';
 import { GeneratorAvailability } from '../generation/generator-availability.service.js';
 import { GeneratorRegistry } from '../generation/generator.registry.js';
 import { KilnMetrics } from '../metrics/kiln-metrics.js';
+import { RedisService } from '../redis/redis.service.js';
 import { JobEvents } from './job-events.service.js';
 import { JobLifecycle } from './job-lifecycle.service.js';
 import { JobQueue } from './job-queue.service.js';
@@ -72,6 +75,8 @@ export class JobsService implements OnApplicationBootstrap {
     private readonly artifacts: ArtifactStore,
     private readonly metrics: KilnMetrics,
     private readonly config: KilnConfig,
+    private readonly redis: RedisService,
+    private readonly outages: DependencyOutages,
   ) {
     this.written = jobs.metadata.columns.filter(
       (column) => !ASSIGNED_BY_DATABASE.includes(column.databaseName),
@@ -314,10 +319,17 @@ export class JobsService implements OnApplicationBootstrap {
     return earlier;
   }
 
+  /** The rows are written: a job that could not be enqueued now waits for the reconciler. */
   private async enqueue(jobs: Job[]): Promise<void> {
+    // While Redis is known to be down, not even the timeout is waited for.
+    if (!this.redis.available) return;
     try {
       await withTimeout(this.queue.enqueue(jobs), ENQUEUE_TIMEOUT_MS);
     } catch (error) {
+      if (isUnavailable(error) || error instanceof EnqueueTimeout) {
+        this.outages.failed('redis', error);
+        return;
+      }
       this.logger.warn(
         `Enqueue of ${jobs.length} job(s) failed; the reconciler will retry: ${(error as Error).message}`,
       );
@@ -345,10 +357,13 @@ function decodeCursor(cursor: string): { createdAt: Date; id: string } {
   }
 }
 
+/** Redis accepted the connection but did not answer in time. */
+class EnqueueTimeout extends Error {}
+
 async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+    timer = setTimeout(() => reject(new EnqueueTimeout(`enqueue timed out after ${ms} ms`)), ms);
   });
   try {
     return await Promise.race([promise, timeout]);

@@ -9,7 +9,9 @@ import {
 } from '@nestjs/throttler';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { PUBLIC_ROUTE } from '../auth/auth.decorators.js';
+import { DependencyOutages } from '../common/dependency-outages.service.js';
 import { ProblemError } from '../common/problem.js';
+import { isUnavailable } from '../common/unavailable.js';
 import { KilnConfig } from '../config/config.js';
 import { KilnMetrics } from '../metrics/kiln-metrics.js';
 import { RedisService } from '../redis/redis.service.js';
@@ -43,6 +45,7 @@ export class RateLimitGuard extends ThrottlerGuard {
     private readonly config: KilnConfig,
     private readonly metrics: KilnMetrics,
     private readonly redis: RedisService,
+    private readonly outages: DependencyOutages,
   ) {
     super(options, storage, reflector);
   }
@@ -73,13 +76,26 @@ export class RateLimitGuard extends ThrottlerGuard {
     return this.redis.key(`rate-limit:{${tracker}}:${name}`);
   }
 
-  /** Every limit of the request is counted in one round trip. */
+  /**
+   * Every limit of the request is counted in one round trip. Without Redis the limits fail open:
+   * submissions keep working through a Redis outage (the reconciler enqueues them once it is
+   * back), and refusing every request would turn the outage into a full one.
+   */
   override async canActivate(context: ExecutionContext): Promise<boolean> {
     if (await this.shouldSkip(context)) return true;
+    if (!this.redis.available) return true;
     const request = context.switchToHttp().getRequest<FastifyRequest>();
     const counts = await this.countsOf(context, request);
     if (counts.length === 0) return true;
-    const { used, resetMs, refused } = await this.storage.count(counts);
+    let counted;
+    try {
+      counted = await this.storage.count(counts);
+    } catch (error) {
+      if (!isUnavailable(error)) throw error;
+      this.outages.failed('redis', error);
+      return true;
+    }
+    const { used, resetMs, refused } = counted;
     const resetSeconds = resetMs.map((ms) => Math.max(1, Math.ceil(ms / 1000)));
     const windowSeconds = (count: Count) => Math.round(count.ttlMs / 1000);
     const remaining = (i: number) => Math.max(0, counts[i]!.limit - used[i]!);

@@ -1,9 +1,11 @@
-import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { Redis, type RedisOptions } from 'ioredis';
+import { DependencyOutages } from '../common/dependency-outages.service.js';
 import { settlesWithin } from '../common/settles-within.js';
 import { KilnConfig } from '../config/config.js';
 
 const QUIT_MS = 2_000;
+const COMMAND_TIMEOUT_MS = 5_000;
 
 /** Kiln's Redis connections, all closed at shutdown. */
 @Injectable()
@@ -17,13 +19,28 @@ export class RedisService implements OnApplicationShutdown {
    */
   readonly client: Redis;
   private readonly connections: Redis[] = [];
-  private readonly logger = new Logger('Redis');
+  private commandsDown = false;
 
-  constructor(private readonly config: KilnConfig) {
+  constructor(
+    private readonly config: KilnConfig,
+    private readonly outages: DependencyOutages,
+  ) {
     this.client = this.open('commands', {
       maxRetriesPerRequest: 1,
       connectTimeout: 2_000,
+      // A frozen Redis keeps its connections open and answers nothing.
+      commandTimeout: COMMAND_TIMEOUT_MS,
     });
+    this.client.on('error', () => (this.commandsDown = true));
+    this.client.on('ready', () => (this.commandsDown = false));
+  }
+
+  /**
+   * False from an error of the command connection until it is ready again: callers that can do
+   * without Redis skip it then. Commands sent while it first connects wait for it, as before.
+   */
+  get available(): boolean {
+    return !this.commandsDown;
   }
 
   /** A connection of its own, for blocking commands (BullMQ workers) or subscriptions. */
@@ -50,16 +67,9 @@ export class RedisService implements OnApplicationShutdown {
       ...options,
       connectionName: `kiln-${this.config.role}-${name}`,
     });
-    // ioredis reconnects by itself: report an outage once, not on every retry.
-    let down = false;
-    connection.on('error', (error: Error) => {
-      if (!down) this.logger.warn(`Connection ${name} lost: ${error.message}`);
-      down = true;
-    });
-    connection.on('ready', () => {
-      if (down) this.logger.log(`Connection ${name} restored`);
-      down = false;
-    });
+    // ioredis reconnects by itself: an outage is reported once for all connections and retries.
+    connection.on('error', (error: Error) => this.outages.failed('redis', error));
+    connection.on('ready', () => this.outages.restored('redis'));
     this.connections.push(connection);
     return connection;
   }
