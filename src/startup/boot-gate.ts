@@ -1,7 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { requestId } from '../common/http-edges.js';
 import { OUTAGE_RETRY_AFTER_S, ProblemError, dependencyUnavailable } from '../common/problem.js';
 import { PROBLEM_CONTENT_TYPE } from '../common/problem-details.filter.js';
 import type { Dependency } from '../common/unavailable.js';
@@ -56,18 +56,13 @@ export class BootGate {
     } else {
       const [missing] = this.waitingFor;
       const problem = missing ? dependencyUnavailable(missing) : STARTING;
-      const header = request.headers['x-request-id'];
-      const requestId = typeof header === 'string' && header ? header : randomUUID();
-      response.setHeader('x-request-id', requestId);
+      // The caller's X-Request-Id only when it is safe, as once the application answers.
+      const id = requestId(request);
+      response.setHeader('x-request-id', id);
       for (const [name, value] of Object.entries(problem.options.headers ?? {})) {
         response.setHeader(name, value);
       }
-      this.send(
-        response,
-        503,
-        PROBLEM_CONTENT_TYPE,
-        problem.document(request.url ?? '/', requestId),
-      );
+      this.send(response, 503, PROBLEM_CONTENT_TYPE, problem.document(request.url ?? '/', id));
     }
   }
 

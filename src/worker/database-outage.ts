@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { DependencyOutages } from '../common/dependency-outages.service.js';
 import { isUnavailable } from '../common/unavailable.js';
 import { Sql } from '../database/sql.service.js';
 
@@ -8,8 +9,7 @@ const MAX_PROBE_MS = 5_000;
 
 /**
  * What a worker does while PostgreSQL is unreachable: it takes no new jobs (the pool pauses its
- * workers) and retries the writes of the jobs it runs, until PostgreSQL answers again. An outage
- * is logged once, when it starts, and once when it ends.
+ * workers) and retries the writes of the jobs it runs, until PostgreSQL answers again.
  */
 @Injectable()
 export class DatabaseOutage implements OnApplicationShutdown {
@@ -18,7 +18,10 @@ export class DatabaseOutage implements OnApplicationShutdown {
   private listener: (down: boolean) => void = () => undefined;
   private readonly stopping = new AbortController();
 
-  constructor(private readonly sql: Sql) {}
+  constructor(
+    private readonly sql: Sql,
+    private readonly outages: DependencyOutages,
+  ) {}
 
   get down(): boolean {
     return this.recovery !== undefined;

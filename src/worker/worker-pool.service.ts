@@ -5,7 +5,9 @@ import {
   type OnApplicationBootstrap,
 } from '@nestjs/common';
 import type { Worker } from 'bullmq';
+import { DependencyOutages } from '../common/dependency-outages.service.js';
 import { settlesWithin } from '../common/settles-within.js';
+import { isUnavailable } from '../common/unavailable.js';
 import { KilnConfig } from '../config/config.js';
 import type { Resources } from '../generation/generator.js';
 import { GpuMonitor } from '../health/gpu/gpu-monitor.service.js';
@@ -32,6 +34,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     private readonly lifecycle: JobLifecycle,
     private readonly gpu: GpuMonitor,
     private readonly config: KilnConfig,
+    private readonly outages: DependencyOutages,
     outage: DatabaseOutage,
   ) {
     // Jobs fetched while PostgreSQL is unreachable could not start: take none until it is back.
@@ -50,7 +53,11 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
         stalledCheckIntervalMs: worker.stalledCheckIntervalMs,
       });
       started.on('failed', (job) => void this.onFailed(job));
-      started.on('error', (error) => this.logger.warn(`Worker error: ${error.message}`));
+      started.on('error', (error) => {
+        // A Redis outage is reported once, however often the worker's connection retries.
+        if (isUnavailable(error)) this.outages.failed('redis', error);
+        else this.logger.warn(`Worker error: ${error.message}`);
+      });
       this.workers.push(started);
       this.logger.log(`Processing ${started.name} with concurrency ${concurrency}`);
     }

@@ -10,7 +10,14 @@ import {
   eachLimited,
   isFinal,
 } from './client.js';
-import { type Attempt, expectedSha256, orphans, overlaps, readAttempts } from './ledger.js';
+import {
+  type Attempt,
+  expectedSha256,
+  orphans,
+  overlaps,
+  readAttempts,
+  restartDelays,
+} from './ledger.js';
 import type { Exit } from './processes.js';
 
 /** One row of the report: what a scenario's jobs became, and each invariant it broke. */
@@ -33,6 +40,8 @@ export interface ScenarioResult {
   crashes: number;
   /** From the fault's end until a job submitted then completed; null if none did. */
   recoveryMs: number | null;
+  /** The 95th percentile of the time from a worker's death to its jobs' next attempts. */
+  restartP95Ms: number | null;
   durationMs: number;
   violations: string[];
   pass: boolean;
@@ -151,10 +160,18 @@ export async function check(observed: Observed): Promise<ScenarioResult> {
     reruns: [...runs.values()].filter((count) => count > 1).length,
     crashes: observed.crashes,
     recoveryMs: observed.recoveryMs,
+    restartP95Ms: percentile(restartDelays(attempts, observed.workerExits), 0.95),
     durationMs: Date.now() - observed.startedAt,
     violations,
     pass: violations.length === 0,
   };
+}
+
+/** The nearest-rank percentile; null for no values. */
+function percentile(values: number[], fraction: number): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil(fraction * sorted.length) - 1)]!;
 }
 
 function span(attempt: Attempt): string {
@@ -211,6 +228,7 @@ const COLUMNS: [string, (result: ScenarioResult) => string][] = [
   ['reruns', (r) => String(r.reruns)],
   ['crashes', (r) => String(r.crashes)],
   ['recovery', (r) => (r.recoveryMs === null ? 'none' : seconds(r.recoveryMs))],
+  ['restart p95', (r) => (r.restartP95Ms === null ? '-' : seconds(r.restartP95Ms))],
   ['duration', (r) => seconds(r.durationMs)],
   ['result', (r) => (r.pass ? 'PASS' : 'FAIL')],
 ];

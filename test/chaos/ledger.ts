@@ -83,6 +83,29 @@ export function orphans(attempts: readonly Attempt[], workerExits: readonly Exit
   );
 }
 
+/**
+ * For each attempt cut short by its worker's death, how long after that death the job's next
+ * attempt started (ms): how fast Kiln notices a dead worker and runs its jobs again.
+ */
+export function restartDelays(
+  attempts: readonly Attempt[],
+  workerExits: readonly Exit[],
+): number[] {
+  const delays: number[] = [];
+  for (const attempt of attempts) {
+    const death = workerExits.find((exit) => exit.pid === attempt.worker);
+    if (attempt.ended || !death) continue;
+    const next = attempts
+      .filter((other) => other.job === attempt.job && other.start > death.at)
+      .reduce<number | undefined>(
+        (first, other) => Math.min(first ?? other.start, other.start),
+        undefined,
+      );
+    if (next !== undefined) delays.push(next - death.at);
+  }
+  return delays;
+}
+
 /** Whether a pid is a ledger command still running (not another process that reused the pid). */
 export function isLedgerCommand(pid: number): boolean {
   try {

@@ -85,6 +85,7 @@ function failedToRun(
     reruns: 0,
     crashes: 0,
     recoveryMs: null,
+    restartP95Ms: null,
     durationMs: Date.now() - startedAt,
     violations: [`the scenario could not run: ${(error as Error).stack ?? String(error)}`],
     pass: false,
