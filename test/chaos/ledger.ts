@@ -4,6 +4,9 @@ import type { LedgerInput } from './client.js';
 import type { Exit } from './processes.js';
 import { ORPHAN_GRACE_MS } from './settings.js';
 
+/** How often the ledger script beats (test/fixtures/commands/ledger.mjs). */
+const BEAT_MS = 200;
+
 /** One line of the ledger test/fixtures/commands/ledger.mjs appends to. */
 interface LedgerEvent {
   event: 'start' | 'beat' | 'end';
@@ -94,14 +97,14 @@ export function restartDelays(
   const delays: number[] = [];
   for (const attempt of attempts) {
     const death = workerExits.find((exit) => exit.pid === attempt.worker);
-    if (attempt.ended || !death) continue;
-    const next = attempts
-      .filter((other) => other.job === attempt.job && other.start > death.at)
-      .reduce<number | undefined>(
-        (first, other) => Math.min(first ?? other.start, other.start),
-        undefined,
-      );
-    if (next !== undefined) delays.push(next - death.at);
+    // Running when its worker died: it had started, and beat (or ended) at about that time.
+    if (!death || attempt.start > death.at || attempt.last < death.at - BEAT_MS) continue;
+    const next = Math.min(
+      ...attempts
+        .filter((other) => other.job === attempt.job && other.start > death.at)
+        .map((other) => other.start),
+    );
+    if (Number.isFinite(next)) delays.push(next - death.at);
   }
   return delays;
 }

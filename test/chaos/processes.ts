@@ -77,7 +77,10 @@ export class KilnProcess {
     return this.child !== undefined && this.child.exitCode === null && !this.child.signalCode;
   }
 
-  /** Starts the process and waits until it answers its liveness probe. */
+  /**
+   * Starts the process and waits until it is ready: liveness answers from the first moment, while
+   * the process still waits for its dependencies.
+   */
   async start(): Promise<void> {
     clearTimeout(this.restartTimer);
     this.stopping = false;
@@ -148,7 +151,7 @@ export class KilnProcess {
 
   private async answers(): Promise<boolean> {
     try {
-      const response = await fetch(`${this.url}/health/live`, {
+      const response = await fetch(`${this.url}/health/ready`, {
         signal: AbortSignal.timeout(2_000),
       });
       await response.arrayBuffer();
