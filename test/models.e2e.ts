@@ -345,18 +345,21 @@ describe('model servers', () => {
     expect(failed.error).toBe('The prediction failed: RuntimeError: weights not found');
   });
 
-  it('fails for good on an input the server refuses, and retries a server error', async () => {
+  it('fails for good on an input the server refuses, and retries a server error or a busy server', async () => {
     const refused = await kiln.submit('cog-model', { mode: 'ok' });
     const failed = await kiln.waitForStatus(refused.body.id, 'failed');
     expect(failed.attempts).toBe(1);
     expect(failed.error).toContain('answered 422: {"detail":"input.text: field required"}');
 
-    cog.failWith = 500;
     try {
-      const { body } = await kiln.submit('cog-model', { text: 'y' });
-      const broken = await kiln.waitForStatus(body.id, 'failed');
-      expect(broken.attempts).toBe(2);
-      expect(broken.error).toMatch(/^PUT \/predictions\/[\w-]+ answered 500/);
+      // A server error, and a server busy with another prediction: both are tried again.
+      for (const status of [500, 409]) {
+        cog.failWith = status;
+        const { body } = await kiln.submit('cog-model', { text: `y${status}` });
+        const broken = await kiln.waitForStatus(body.id, 'failed');
+        expect(broken.attempts).toBe(2);
+        expect(broken.error).toMatch(new RegExp(`^PUT /predictions/[\\w-]+ answered ${status}`));
+      }
     } finally {
       cog.failWith = undefined;
     }

@@ -58,6 +58,9 @@ function progressInLogs(logs: string | null | undefined): number | undefined {
   return percent === undefined ? undefined : Math.min(100, Number(percent)) / 100;
 }
 
+/** Client errors that mean "not now" (busy, too many requests), not "never": retried. */
+const NOT_NOW = new Set([409, 429]);
+
 /** Bound on one JSON answer of the server: a prediction, its logs and a data URI output in it. */
 const MAX_ANSWER_BYTES = 64 * 2 ** 20;
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
@@ -243,14 +246,19 @@ export class ModelServerGenerator extends ConfiguredGenerator {
     return `The output is over the model server's maxOutputBytes (${this.server.maxOutputBytes})`;
   }
 
-  /** A JSON call to the server; a refusal of the input is final, any other failure retryable. */
+  /**
+   * A JSON call to the server; a refusal of the input is final, any other failure retryable. A
+   * busy Cog server answers 409 (one prediction at a time), as it may while it ends the cancelled
+   * prediction of an attempt whose worker died.
+   */
   private async call(path: string, signal: AbortSignal, init: RequestInit = {}) {
     const what = `${init.method ?? 'GET'} ${path}`;
     const response = await this.request(path, { ...init, signal }, what);
     const text = await readText(response, what);
     if (!response.ok) {
       const message = `${what} answered ${response.status}: ${text.slice(0, 500)}`;
-      const final = response.status >= 400 && response.status < 500 && response.status !== 429;
+      const final =
+        response.status >= 400 && response.status < 500 && !NOT_NOW.has(response.status);
       throw final ? new NonRetryableError(message) : new Error(message);
     }
     return JSON.parse(text) as Prediction;
