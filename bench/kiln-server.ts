@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { createKilnApp } from '../src/app.factory.js';
+import { createKilnApp } from '../src/http/app.factory.js';
 import { loadConfig } from '../src/config/config.js';
 import { NoopGenerator } from './noop.generator.js';
 

@@ -1,8 +1,9 @@
 import { type DynamicModule, Module, type Provider } from '@nestjs/common';
+import { AdminModule } from './admin/admin.module.js';
 import { AuthModule } from './auth/auth.module.js';
 import { CleanupModule } from './cleanup/cleanup.module.js';
 import { DependencyOutagesModule } from './common/dependency-outages.service.js';
-import { HttpDrain } from './common/http-drain.service.js';
+import { HttpDrain } from './http/http-drain.service.js';
 import { ConfigModule } from './config/config.module.js';
 import type { KilnConfig } from './config/config.js';
 import { DatabaseModule } from './database/database.module.js';
@@ -33,7 +34,8 @@ export class AppModule {
         AuthModule,
         RateLimitModule,
         jobs,
-        MetricsModule.forRoot({ api: config.runsApi, jobs }),
+        MetricsModule,
+        ...(config.runsApi ? [AdminModule.forRoot(jobs)] : []),
         HealthModule.forRoot({ jobs }),
         CleanupModule.forRoot({ api: config.runsApi, jobs }),
         ...(config.runsWorker ? [WorkerModule.forRoot(jobs)] : []),

@@ -27,7 +27,7 @@ async function main(): Promise<void> {
     }),
   );
   // Loaded only now: importing the application takes seconds on a busy machine, the gate none.
-  const { createKilnApp } = await import('./app.factory.js');
+  const { createKilnApp } = await import('./http/app.factory.js');
   const app = await createKilnApp(config);
   const { port } = gate;
   const handover = performance.now();

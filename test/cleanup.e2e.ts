@@ -4,10 +4,10 @@ import { mkdir, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ArtifactStore } from '../src/cache/artifact-store.service.js';
+import { ArtifactStore } from '../src/artifacts/artifact-store.service.js';
 import type { CleanupReport } from '../src/cleanup/cleanup.service.js';
 import { withAdvisoryLock } from '../src/database/advisory-lock.js';
-import { PROCESS_GROUPS_DIR } from '../src/generation/process-groups.js';
+import { PROCESS_GROUPS_DIR } from '../src/process/process-groups.js';
 import { JobQueue } from '../src/jobs/job-queue.service.js';
 import { TestKiln, resetState, sql } from './support/kiln.js';
 

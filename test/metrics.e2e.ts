@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { MetricsSummary } from '../src/metrics/metrics-summary.dto.js';
+import type { MetricsSummary } from '../src/admin/metrics-summary.dto.js';
 import { TestKiln, resetState, sql } from './support/kiln.js';
 
 const scrape = async (kiln: TestKiln, headers: Record<string, string> = {}) => {

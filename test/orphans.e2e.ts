@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { processGroupsDir, recordGroup } from '../src/generation/process-groups.js';
+import { processGroupsDir, recordGroup } from '../src/process/process-groups.js';
 import { CogServer } from './support/cog-server.js';
 import { TEST_ENV, TestKiln, resetState } from './support/kiln.js';
 import {
@@ -96,7 +96,7 @@ describe('a worker starting on a host where a worker died', () => {
         [
           '--input-type=module',
           '-e',
-          `const { recordGroup } = await import(${JSON.stringify(join(process.cwd(), 'dist/src/generation/process-groups.js'))});
+          `const { recordGroup } = await import(${JSON.stringify(join(process.cwd(), 'dist/src/process/process-groups.js'))});
            await recordGroup(${JSON.stringify(directory)}, ${orphaned.leader.pid});
            process.kill(process.pid, 'SIGKILL');`,
         ],

@@ -252,7 +252,7 @@ describe('boot', () => {
 });
 
 describe('the command line with PostgreSQL unreachable', () => {
-  it.each([['dist/src/cli.js', 'keys', 'list'], ['dist/src/database/create-database.js']])(
+  it.each([['dist/src/cli.js', 'keys', 'list'], ['dist/src/startup/create-database.js']])(
     '%s says where it could not connect, in one line',
     async (...command) => {
       const port = await freePort();

@@ -3,13 +3,13 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Injectable, Logger } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { ArtifactStore, UNUSED_ARTIFACT_GRACE_MS } from '../cache/artifact-store.service.js';
+import { ArtifactStore, UNUSED_ARTIFACT_GRACE_MS } from '../artifacts/artifact-store.service.js';
 import { KilnConfig } from '../config/config.js';
 import { withAdvisoryLock } from '../database/advisory-lock.js';
 import { Sql } from '../database/sql.service.js';
 import { JobQueue } from '../jobs/job-queue.service.js';
 import { JobReconciler, type ReconcileReport } from '../jobs/job-reconciler.service.js';
-import { PROCESS_GROUPS_DIR } from '../generation/process-groups.js';
+import { PROCESS_GROUPS_DIR } from '../process/process-groups.js';
 import { KilnMetrics } from '../metrics/kiln-metrics.js';
 
 export const CLEANUP_TARGETS = ['jobs', 'artifacts', 'temp_files', 'queue_entries'] as const;

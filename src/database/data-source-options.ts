@@ -1,9 +1,6 @@
 import type { PostgresDataSourceOptions } from 'typeorm/driver/postgres/PostgresDataSourceOptions.js';
 import { migrations } from '../../migrations/index.js';
-import { ApiKey } from '../auth/api-key.entity.js';
-import { Artifact } from '../cache/artifact.entity.js';
 import type { KilnConfig } from '../config/config.js';
-import { Job } from '../jobs/job.entity.js';
 
 /**
  * How much longer than `statement_timeout` pg waits for an answer before it gives up itself: a
@@ -39,7 +36,6 @@ export function dataSourceOptions(
   return {
     type: 'postgres',
     url: config.database.url,
-    entities: [Job, Artifact, ApiKey],
     migrations,
     migrationsTableName: 'migrations',
     synchronize: false,

@@ -64,6 +64,8 @@ class PoolWatch implements OnModuleInit {
       inject: [KilnConfig, DependencyOutages],
       useFactory: (config: KilnConfig, outages: DependencyOutages) => ({
         ...dataSourceOptions(config),
+        // Each room registers its own entities (TypeOrmModule.forFeature); migrations need none.
+        autoLoadEntities: true,
         // A connection that breaks while idle (PostgreSQL restarted, a network cut).
         poolErrorHandler: (error: Error) => outages.failed('database', error),
         // The process waited for PostgreSQL before it built the application (see main.ts).

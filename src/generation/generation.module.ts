@@ -1,7 +1,7 @@
 import { CacheModule as NestCacheModule } from '@nestjs/cache-manager';
 import { type DynamicModule, Module } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
-import { GpuModule } from '../health/gpu/gpu.module.js';
+import { GpuModule } from '../gpu/gpu.module.js';
 import { GeneratorAvailability } from './generator-availability.service.js';
 import { GeneratorRegistry } from './generator.registry.js';
 import { GeneratorsController } from './generators.controller.js';

@@ -6,7 +6,7 @@ import {
 } from '@nestjs/common';
 import { ProblemError } from '../common/problem.js';
 import { KilnConfig } from '../config/config.js';
-import { GpuMonitor } from '../health/gpu/gpu-monitor.service.js';
+import { GpuMonitor } from '../gpu/gpu-monitor.service.js';
 import type { Availability, Generator } from './generator.js';
 import { type CatalogEntry, GeneratorRegistry } from './generator.registry.js';
 

@@ -1,7 +1,7 @@
 import type { LoggerService } from '@nestjs/common';
 import { DiscoveryService } from '@nestjs/core';
 import type { z } from 'zod';
-import type { JobStep } from '../jobs/job.entity.js';
+import type { JobStep } from './job-steps.js';
 
 /** Which worker pool runs a kind: GPU and CPU work scale and fail apart. */
 export type Resources = 'cpu' | 'gpu';
@@ -67,8 +67,3 @@ export interface GeneratorFamily {
  * start.
  */
 export const KilnGenerator = DiscoveryService.createDecorator();
-
-/** Thrown by a generator when running again cannot help (bad input, a missing binary). */
-export class NonRetryableError extends Error {
-  override name = 'NonRetryableError';
-}

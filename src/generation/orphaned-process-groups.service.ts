@@ -1,6 +1,6 @@
 import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { KilnConfig } from '../config/config.js';
-import { killOrphanedGroups, processGroupsDir } from './process-groups.js';
+import { killOrphanedGroups, processGroupsDir } from '../process/process-groups.js';
 
 /** At a worker's start, kills the commands a dead predecessor on this host left running. */
 @Injectable()

@@ -3,8 +3,8 @@ import { HealthIndicatorService } from '@nestjs/terminus';
 import { KilnConfig } from '../config/config.js';
 import { KilnMetrics } from '../metrics/kiln-metrics.js';
 import { ScrapeCollectors } from '../metrics/scrape-collectors.service.js';
-import { GpuMonitor } from './gpu/gpu-monitor.service.js';
-import type { GpuStatus } from './gpu/nvidia-smi.js';
+import { GpuMonitor } from '../gpu/gpu-monitor.service.js';
+import type { GpuStatus } from '../gpu/nvidia-smi.js';
 
 /**
  * The GPU as the background poller last saw it (never a probe of its own). A GPU that is absent

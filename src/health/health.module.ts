@@ -2,7 +2,7 @@ import { type DynamicModule, Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
 import { DependenciesHealth } from './dependencies.health.js';
 import { DiskHealth } from './disk.health.js';
-import { GpuModule } from './gpu/gpu.module.js';
+import { GpuModule } from '../gpu/gpu.module.js';
 import { GpuHealth } from './gpu.health.js';
 import { HealthController } from './health.controller.js';
 import { ProcessHealth } from './process.health.js';

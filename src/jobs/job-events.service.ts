@@ -3,7 +3,8 @@ import { Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@ne
 import type { Redis } from 'ioredis';
 import { KilnConfig } from '../config/config.js';
 import { RedisService } from '../redis/redis.service.js';
-import type { Job, JobStatus, JobStep } from './job.entity.js';
+import type { JobStep } from '../generation/job-steps.js';
+import type { Job, JobStatus } from './job.entity.js';
 
 export interface JobEvent {
   id: string;

@@ -2,13 +2,14 @@ import { Injectable, Logger } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import type { Repository } from 'typeorm';
 import type { OwnerScope } from '../auth/principal.js';
-import type { StoredArtifact } from '../cache/artifact-store.service.js';
+import type { StoredArtifact } from '../artifacts/artifact-store.service.js';
 import { columnsOf, rowToEntity } from '../database/row-to-entity.js';
 import { KilnConfig } from '../config/config.js';
 import { Sql } from '../database/sql.service.js';
 import { KilnMetrics } from '../metrics/kiln-metrics.js';
 import { JobEvents, jobEvent } from './job-events.service.js';
-import { FINAL_STATUSES, Job, type JobStatus, type JobStep } from './job.entity.js';
+import type { JobStep } from '../generation/job-steps.js';
+import { FINAL_STATUSES, Job, type JobStatus } from './job.entity.js';
 
 /** What a worker's claim of a queued job found. */
 export type Claim =

@@ -1,21 +1,9 @@
 import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
+import type { JobStep } from '../generation/job-steps.js';
 
 export const JOB_STATUSES = ['pending', 'processing', 'completed', 'failed', 'cancelled'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
 export const FINAL_STATUSES: readonly JobStatus[] = ['completed', 'failed', 'cancelled'];
-
-/** What a job is doing now; the last three mirror its final status. */
-export const JOB_STEPS = [
-  'queued',
-  'loading_model',
-  'preparing',
-  'generating',
-  'saving',
-  'completed',
-  'failed',
-  'cancelled',
-] as const;
-export type JobStep = (typeof JOB_STEPS)[number];
 
 /** A job's row is its truth; its BullMQ job carries only the id. */
 @Entity('jobs')

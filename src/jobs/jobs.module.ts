@@ -1,7 +1,7 @@
 import { BullModule } from '@nestjs/bullmq';
 import { type DynamicModule, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { CacheModule } from '../cache/cache.module.js';
+import { ArtifactsModule } from '../artifacts/artifacts.module.js';
 import { KilnConfig } from '../config/config.js';
 import { GenerationModule } from '../generation/generation.module.js';
 import { RedisService } from '../redis/redis.service.js';
@@ -31,7 +31,7 @@ export class JobsModule {
           }),
         }),
         BullModule.registerQueue(...Object.values(QUEUE_NAMES).map((name) => ({ name }))),
-        CacheModule,
+        ArtifactsModule,
         generation,
       ],
       controllers: api ? [JobsController, QueueController] : [],
@@ -42,7 +42,7 @@ export class JobsModule {
         JobQueue,
         JobEvents,
         JobReconciler,
-        CacheModule,
+        ArtifactsModule,
         generation,
       ],
     };

@@ -4,8 +4,8 @@ import { InjectRepository } from '@nestjs/typeorm';
 import type { Repository } from 'typeorm';
 import type { ColumnMetadata } from 'typeorm/metadata/ColumnMetadata.js';
 import type { OwnerScope } from '../auth/principal.js';
-import { ArtifactStore } from '../cache/artifact-store.service.js';
-import type { Artifact } from '../cache/artifact.entity.js';
+import { ArtifactStore } from '../artifacts/artifact-store.service.js';
+import type { Artifact } from '../artifacts/artifact.entity.js';
 import { canonicalJson, sha256Hex } from '../common/canonical-json.js';
 import { DependencyOutages } from '../common/dependency-outages.service.js';
 import {

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { requestId } from '../common/http-edges.js';
+import { requestId } from '../http/http-edges.js';
 import { OUTAGE_RETRY_AFTER_S, ProblemError, dependencyUnavailable } from '../common/problem.js';
 import { PROBLEM_CONTENT_TYPE } from '../common/problem-details.filter.js';
 import type { Dependency } from '../common/unavailable.js';

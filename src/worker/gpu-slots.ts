@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { GpuMonitor } from '../health/gpu/gpu-monitor.service.js';
+import { GpuMonitor } from '../gpu/gpu-monitor.service.js';
 
 /**
  * Spreads this worker's GPU jobs over the host's GPUs: each job is given the least busy healthy

@@ -2,10 +2,10 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Injectable, Logger } from '@nestjs/common';
 import { DelayedError, UnrecoverableError } from 'bullmq';
-import { ArtifactStore } from '../cache/artifact-store.service.js';
+import { ArtifactStore } from '../artifacts/artifact-store.service.js';
 import { isUnavailable } from '../common/unavailable.js';
 import { KilnConfig } from '../config/config.js';
-import { type GenerationContext, NonRetryableError } from '../generation/generator.js';
+import type { GenerationContext } from '../generation/generator.js';
 import { GeneratorRegistry } from '../generation/generator.registry.js';
 import { JobEvents } from '../jobs/job-events.service.js';
 import { JobLifecycle } from '../jobs/job-lifecycle.service.js';
@@ -16,6 +16,7 @@ import { DatabaseOutage } from './database-outage.js';
 import { GpuSlots } from './gpu-slots.js';
 import { LeaseRenewal } from './lease-renewal.js';
 import { ProgressReporter } from './progress-reporter.js';
+import { NonRetryableError } from '../common/non-retryable-error.js';
 
 const errorMessage = (error: unknown) => (error instanceof Error ? error.message : String(error));
 

@@ -1,7 +1,8 @@
 import type { Logger } from '@nestjs/common';
 import { isUnavailable } from '../common/unavailable.js';
 import type { JobLifecycle } from '../jobs/job-lifecycle.service.js';
-import type { Job, JobStep } from '../jobs/job.entity.js';
+import type { JobStep } from '../generation/job-steps.js';
+import type { Job } from '../jobs/job.entity.js';
 
 /**
  * Generators may report progress as often as they like; the row (and the live stream) get at

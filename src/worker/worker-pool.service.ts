@@ -10,7 +10,7 @@ import { settlesWithin } from '../common/settles-within.js';
 import { isUnavailable } from '../common/unavailable.js';
 import { KilnConfig } from '../config/config.js';
 import type { Resources } from '../generation/generator.js';
-import { GpuMonitor } from '../health/gpu/gpu-monitor.service.js';
+import { GpuMonitor } from '../gpu/gpu-monitor.service.js';
 import { JobLifecycle } from '../jobs/job-lifecycle.service.js';
 import { JobQueue, type QueuedJob } from '../jobs/job-queue.service.js';
 import { DatabaseOutage } from './database-outage.js';

@@ -1,5 +1,5 @@
 import { type DynamicModule, Module } from '@nestjs/common';
-import { GpuModule } from '../health/gpu/gpu.module.js';
+import { GpuModule } from '../gpu/gpu.module.js';
 import { DatabaseOutage } from './database-outage.js';
 import { GpuSlots } from './gpu-slots.js';
 import { JobRunner } from './job-runner.service.js';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { createKilnApp } from '../../src/app.factory.js';
+import { createKilnApp } from '../../src/http/app.factory.js';
 import { type KilnConfig, loadConfig } from '../../src/config/config.js';
 import type { JobEvent } from '../../src/jobs/job-events.service.js';
 import type { JobView } from '../../src/jobs/job.dto.js';

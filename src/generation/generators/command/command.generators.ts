@@ -4,7 +4,7 @@ import { delimiter, join } from 'node:path';
 import { Injectable } from '@nestjs/common';
 import { KilnConfig } from '../../../config/config.js';
 import type { CommandConfig } from '../../../config/generator-config.js';
-import { exitError, runProcess } from '../../child-process.js';
+import { exitError, runProcess } from '../../../process/child-process.js';
 import {
   type Availability,
   type GeneratedOutput,
@@ -14,7 +14,7 @@ import {
   type GeneratorFamily,
   KilnGenerator,
 } from '../../generator.js';
-import { processGroupsDir } from '../../process-groups.js';
+import { processGroupsDir } from '../../../process/process-groups.js';
 import { ConfiguredGenerator } from '../configured.generator.js';
 
 const STEPS: readonly GenerationStep[] = ['loading_model', 'preparing', 'generating', 'saving'];

@@ -13,9 +13,9 @@ import {
   type Generator,
   type GeneratorFamily,
   KilnGenerator,
-  NonRetryableError,
 } from '../../generator.js';
 import { ConfiguredGenerator } from '../configured.generator.js';
+import { NonRetryableError } from '../../../common/non-retryable-error.js';
 
 /** A prediction as Cog describes it; Kiln reads only these fields. */
 interface Prediction {

@@ -3,7 +3,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Cache } from 'cache-manager';
 import { z } from 'zod';
 import { KilnConfig } from '../../../config/config.js';
-import { exitError, runProcess } from '../../child-process.js';
+import { exitError, runProcess } from '../../../process/child-process.js';
 
 /** The installed voices change only when packages do. */
 const VOICES_TTL_MS = 3_600_000;

@@ -2,16 +2,16 @@ import { join } from 'node:path';
 import { Injectable } from '@nestjs/common';
 import { z } from 'zod';
 import { KilnConfig } from '../../../config/config.js';
-import { NotStartedError, exitError, runProcess } from '../../child-process.js';
+import { NotStartedError, exitError, runProcess } from '../../../process/child-process.js';
 import {
   type Availability,
   type GeneratedOutput,
   type GenerationContext,
   type Generator,
   KilnGenerator,
-  NonRetryableError,
 } from '../../generator.js';
 import { EspeakVoices } from './espeak-voices.js';
+import { NonRetryableError } from '../../../common/non-retryable-error.js';
 
 export const SPEECH_TEXT_MAX = 5_000;
 

@@ -3,15 +3,15 @@ import cors from '@fastify/cors';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import helmet, { type HelmetOptions } from 'helmet';
-import { AppModule, type AppOptions } from './app.module.js';
-import { DependencyOutages } from './common/dependency-outages.service.js';
-import { answerClientError, requestId, useStrictJsonParser } from './common/http-edges.js';
-import { ProblemDetailsFilter } from './common/problem-details.filter.js';
-import { setupSwagger } from './common/swagger.js';
-import type { KilnConfig } from './config/config.js';
-import { GeneratorRegistry } from './generation/generator.registry.js';
-import { createLogger, logRequests } from './logging/logger.options.js';
-import packageJson from '../package.json' with { type: 'json' };
+import { AppModule, type AppOptions } from '../app.module.js';
+import { DependencyOutages } from '../common/dependency-outages.service.js';
+import { answerClientError, requestId, useStrictJsonParser } from './http-edges.js';
+import { ProblemDetailsFilter } from '../common/problem-details.filter.js';
+import { setupSwagger } from './swagger.js';
+import type { KilnConfig } from '../config/config.js';
+import { GeneratorRegistry } from '../generation/generator.registry.js';
+import { createLogger, logRequests } from '../logging/logger.options.js';
+import packageJson from '../../package.json' with { type: 'json' };
 
 /** Builds the application for the configured role; the caller listens (or not, in tests). */
 export async function createKilnApp(

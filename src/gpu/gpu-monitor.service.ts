@@ -4,7 +4,7 @@ import {
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
 } from '@nestjs/common';
-import { KilnConfig } from '../../config/config.js';
+import { KilnConfig } from '../config/config.js';
 import { type GpuCheck, type GpuStatus, queryNvidiaSmi } from './nvidia-smi.js';
 
 /**

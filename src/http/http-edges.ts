@@ -3,8 +3,8 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ConnectionError, FastifyInstance } from 'fastify';
-import { PROBLEM_CONTENT_TYPE } from './problem-details.filter.js';
-import { ProblemError, badRequest } from './problem.js';
+import { PROBLEM_CONTENT_TYPE } from '../common/problem-details.filter.js';
+import { ProblemError, badRequest } from '../common/problem.js';
 
 export const REQUEST_ID_MAX_LENGTH = 128;
 

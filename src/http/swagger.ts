@@ -2,7 +2,7 @@ import type { INestApplication } from '@nestjs/common';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { GeneratorRegistry } from '../generation/generator.registry.js';
 import { inputJsonSchema } from '../generation/generator.registry.js';
-import { openApiComponents } from './openapi.js';
+import { openApiComponents } from '../common/openapi.js';
 
 const componentId = (kind: string) =>
   `${kind.replace(/(^|-)([a-z0-9])/g, (_match, _dash: string, letter: string) => letter.toUpperCase())}Input`;

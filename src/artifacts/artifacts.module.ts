@@ -8,4 +8,4 @@ import { ArtifactStore } from './artifact-store.service.js';
   providers: [ArtifactStore],
   exports: [ArtifactStore],
 })
-export class CacheModule {}
+export class ArtifactsModule {}

@@ -5,7 +5,7 @@ import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Logger } from '@nestjs/common';
 import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from 'vitest';
-import type { KilnConfig } from '../../config/config.js';
+import type { KilnConfig } from '../config/config.js';
 import { GpuMonitor } from './gpu-monitor.service.js';
 import { parseNvidiaSmi, queryNvidiaSmi } from './nvidia-smi.js';
 
@@ -14,7 +14,7 @@ const H100_LINE =
 const MIB = 1_048_576;
 
 function fixtureDir(name: string): string {
-  return fileURLToPath(new URL(`../../../test/fixtures/nvidia-smi/${name}/`, import.meta.url));
+  return fileURLToPath(new URL(`../../test/fixtures/nvidia-smi/${name}/`, import.meta.url));
 }
 
 function fixture(name: string): string {

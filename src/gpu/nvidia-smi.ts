@@ -1,5 +1,5 @@
-import { oneLineTail } from '../../common/one-line-tail.js';
-import { NotStartedError, type ProcessResult, runProcess } from '../../generation/child-process.js';
+import { oneLineTail } from '../common/one-line-tail.js';
+import { NotStartedError, type ProcessResult, runProcess } from '../process/child-process.js';
 
 export const NVIDIA_SMI_QUERY = [
   'index',

@@ -6,8 +6,8 @@ import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { oneLineTail } from '../common/one-line-tail.js';
 import type { ProcessExit, StartError, SupervisorMessage } from './command-supervisor.js';
-import { NonRetryableError } from './generator.js';
 import { killGroup, recordGroup } from './process-groups.js';
+import { NonRetryableError } from '../common/non-retryable-error.js';
 
 /** How much of stderr is kept: the end is what explains a failure. */
 const STDERR_KEPT_CHARS = 8_192;
@@ -52,7 +52,7 @@ export class NotStartedError extends NonRetryableError {
 /** The compiled supervisor beside this module; run from the sources (vitest), the build's. */
 const here = fileURLToPath(import.meta.url);
 const SUPERVISOR = here.endsWith('.ts')
-  ? resolve(dirname(here), '../../dist/src/generation/command-supervisor.js')
+  ? resolve(dirname(here), '../../dist/src/process/command-supervisor.js')
   : join(dirname(here), 'command-supervisor.js');
 
 /**

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { Sql } from '../database/sql.service.js';
 import { JobsService } from '../jobs/jobs.service.js';
 import type { MetricsSummary } from './metrics-summary.dto.js';
-import { RouteLatency } from './route-latency.service.js';
+import { RouteLatency } from '../metrics/route-latency.service.js';
 
 const QUANTILES = [0.5, 0.95, 0.99] as const;
 const HOUR_MS = 3_600_000;

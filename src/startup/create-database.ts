@@ -1,8 +1,8 @@
 import pg from 'pg';
 import { isUnavailable } from '../common/unavailable.js';
 import { ConfigError, type KilnConfig, loadConfig, processEnv } from '../config/config.js';
-import { describeFailure } from '../startup/dependencies.js';
-import { poolOptions } from './data-source-options.js';
+import { describeFailure } from './dependencies.js';
+import { poolOptions } from '../database/data-source-options.js';
 
 /**
  * `npm run db:create`: creates the database DATABASE_URL names if it does not exist yet,
