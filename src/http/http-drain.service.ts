@@ -7,7 +7,7 @@ import {
 } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance } from 'fastify';
-import { settlesWithin } from '../common/settles-within.js';
+import { settlesWithin } from '../common/timeout.js';
 import { KilnConfig } from '../config/config.js';
 import { Readiness } from '../health/readiness.service.js';
 

@@ -8,7 +8,7 @@ import { GeneratorRegistry } from '../generation/generator.registry.js';
 import { KilnMetrics } from '../metrics/kiln-metrics.js';
 import { ScrapeCollectors } from '../metrics/scrape-collectors.service.js';
 import { RedisService } from '../redis/redis.service.js';
-import { PRIORITY } from './job.dto.js';
+import { PRIORITY } from './job.entity.js';
 
 export const QUEUE_NAMES: Record<Resources, string> = {
   cpu: 'generation-cpu',

@@ -1,8 +1,6 @@
 import { z } from 'zod';
 import { JOB_STEPS } from '../generation/job-steps.js';
-import { JOB_STATUSES, type Job } from './job.entity.js';
-
-export const PRIORITY = { min: 1, max: 10, default: 5 } as const;
+import { JOB_STATUSES, type Job, PRIORITY } from './job.entity.js';
 
 export const submitJobSchema = z
   .strictObject({

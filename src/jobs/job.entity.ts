@@ -5,6 +5,9 @@ export const JOB_STATUSES = ['pending', 'processing', 'completed', 'failed', 'ca
 export type JobStatus = (typeof JOB_STATUSES)[number];
 export const FINAL_STATUSES: readonly JobStatus[] = ['completed', 'failed', 'cancelled'];
 
+/** A job's priority: higher runs first. */
+export const PRIORITY = { min: 1, max: 10, default: 5 } as const;
+
 /** A job's row is its truth; its BullMQ job carries only the id. */
 @Entity('jobs')
 export class Job {

@@ -16,6 +16,7 @@ import {
   notFound,
   validationFailed,
 } from '../common/problem.js';
+import { TimeoutError, withTimeout } from '../common/timeout.js';
 import { isUnavailable } from '../common/unavailable.js';
 import { parseWith } from '../common/validation.js';
 import { KilnConfig } from '../config/config.js';
@@ -324,9 +325,10 @@ export class JobsService implements OnApplicationBootstrap {
     // While Redis is known to be down, not even the timeout is waited for.
     if (!this.redis.available) return;
     try {
-      await withTimeout(this.queue.enqueue(jobs), ENQUEUE_TIMEOUT_MS);
+      await withTimeout(this.queue.enqueue(jobs), ENQUEUE_TIMEOUT_MS, 'enqueue');
     } catch (error) {
-      if (isUnavailable(error) || error instanceof EnqueueTimeout) {
+      // Redis down, or connected but not answering in time.
+      if (isUnavailable(error) || error instanceof TimeoutError) {
         this.outages.failed('redis', error);
         return;
       }
@@ -354,20 +356,5 @@ function decodeCursor(cursor: string): { createdAt: Date; id: string } {
     throw badRequest('Invalid cursor.', [
       { parameter: 'cursor', detail: 'Use a nextCursor from a previous page.' },
     ]);
-  }
-}
-
-/** Redis accepted the connection but did not answer in time. */
-class EnqueueTimeout extends Error {}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new EnqueueTimeout(`enqueue timed out after ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -1,7 +1,7 @@
 import { Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { Redis, type RedisOptions } from 'ioredis';
 import { DependencyOutages } from '../common/dependency-outages.service.js';
-import { settlesWithin } from '../common/settles-within.js';
+import { settlesWithin } from '../common/timeout.js';
 import { KilnConfig } from '../config/config.js';
 
 const QUIT_MS = 2_000;

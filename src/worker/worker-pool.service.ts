@@ -6,7 +6,7 @@ import {
 } from '@nestjs/common';
 import type { Worker } from 'bullmq';
 import { DependencyOutages } from '../common/dependency-outages.service.js';
-import { settlesWithin } from '../common/settles-within.js';
+import { settlesWithin } from '../common/timeout.js';
 import { isUnavailable } from '../common/unavailable.js';
 import { KilnConfig } from '../config/config.js';
 import type { Resources } from '../generation/generator.js';

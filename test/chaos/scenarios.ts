@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { PRIORITY } from '../../src/jobs/job.dto.js';
+import { PRIORITY } from '../../src/jobs/job.entity.js';
 import type { OwnPostgres } from '../support/postgres-server.js';
 import type { OwnRedis } from '../support/redis-server.js';
 import { KilnClient, type LedgerInput, Submitter, isFinal } from './client.js';
