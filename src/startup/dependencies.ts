@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Logger } from '@nestjs/common';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { backoffDelays } from '../common/backoff.js';
 import { reasonOf } from '../common/dependency-outages.service.js';
 import { DEPENDENCY_NAMES, type Dependency, isUnavailable } from '../common/unavailable.js';
 import type { KilnConfig } from '../config/config.js';
@@ -9,8 +10,6 @@ import { poolOptions } from '../database/data-source-options.js';
 
 const VARIABLES: Record<Dependency, string> = { database: 'DATABASE_URL', redis: 'REDIS_URL' };
 const DEFAULT_PORTS: Record<Dependency, number> = { database: 5432, redis: 6379 };
-const FIRST_DELAY_MS = 250;
-const MAX_DELAY_MS = 5_000;
 /** A dependency still missing is logged at most this often. */
 const LOG_EVERY_MS = 5_000;
 const REDIS_PROBE_MS = 2_000;
@@ -77,9 +76,8 @@ export function probe(dependency: Dependency, config: KilnConfig): Promise<void>
 export async function waitFor(dependency: Dependency, config: KilnConfig): Promise<void> {
   const logger = new Logger('Startup');
   const deadline = Date.now() + config.dependencyWaitMs;
-  let delay = FIRST_DELAY_MS;
   let loggedAt = 0;
-  for (;;) {
+  for (const delay of backoffDelays()) {
     try {
       await probe(dependency, config);
       if (loggedAt > 0) logger.log(`${describeTarget(dependency, config)} answers`);
@@ -101,6 +99,5 @@ export async function waitFor(dependency: Dependency, config: KilnConfig): Promi
       }
     }
     await sleep(Math.max(0, Math.min(delay, deadline - Date.now())));
-    delay = Math.min(delay * 2, MAX_DELAY_MS);
   }
 }

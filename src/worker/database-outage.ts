@@ -1,11 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { backoffDelays } from '../common/backoff.js';
 import { DependencyOutages } from '../common/dependency-outages.service.js';
 import { isUnavailable } from '../common/unavailable.js';
 import { Sql } from '../database/sql.service.js';
-
-const FIRST_PROBE_MS = 250;
-const MAX_PROBE_MS = 5_000;
 
 /**
  * What a worker does while PostgreSQL is unreachable: it takes no new jobs (the pool pauses its
@@ -52,13 +50,14 @@ export class DatabaseOutage implements OnApplicationShutdown {
    * Gives up (rethrowing the outage) once `signal` fires, as it does when the worker shuts down.
    */
   async retry<T>(write: () => Promise<T>, signal: AbortSignal): Promise<T> {
-    for (let waitMs = FIRST_PROBE_MS; ; waitMs = Math.min(waitMs * 2, MAX_PROBE_MS)) {
+    const delays = backoffDelays();
+    for (;;) {
       try {
         return await write();
       } catch (error) {
         if (!isUnavailable(error) || signal.aborted) throw error;
         this.report(error as Error);
-        await sleep(waitMs, undefined, { signal }).catch(() => undefined);
+        await sleep(delays.next().value, undefined, { signal }).catch(() => undefined);
       }
     }
   }
@@ -69,11 +68,8 @@ export class DatabaseOutage implements OnApplicationShutdown {
 
   private async untilAnswering(): Promise<void> {
     const { signal } = this.stopping;
-    for (
-      let waitMs = FIRST_PROBE_MS;
-      !signal.aborted;
-      waitMs = Math.min(waitMs * 2, MAX_PROBE_MS)
-    ) {
+    for (const waitMs of backoffDelays()) {
+      if (signal.aborted) return;
       await sleep(waitMs, undefined, { signal }).catch(() => undefined);
       try {
         await this.sql.query('SELECT 1');
