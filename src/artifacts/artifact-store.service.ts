@@ -4,13 +4,13 @@ import { copyFile, mkdir, rename, stat, unlink, writeFile } from 'node:fs/promis
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Injectable } from '@nestjs/common';
-import { InjectRepository } from '@nestjs/typeorm';
-import type { Repository } from 'typeorm';
 import { sha256Hex } from '../common/canonical-json.js';
 import { KilnConfig } from '../config/config.js';
-import { Sql } from '../database/sql.service.js';
 import type { GeneratedOutput } from '../generation/generator.js';
-import { Artifact } from './artifact.entity.js';
+import type { Artifact } from './artifact.entity.js';
+import { ArtifactRepository } from './artifact.repository.js';
+
+const isMissing = (error: unknown) => (error as NodeJS.ErrnoException).code === 'ENOENT';
 
 async function fileSha256(path: string): Promise<string> {
   const hash = createHash('sha256');
@@ -18,8 +18,8 @@ async function fileSha256(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
-/** Cleanup leaves an artifact no job refers to alone for this long after it was last stored. */
-export const UNUSED_ARTIFACT_GRACE_MS = 3_600_000;
+/** An artifact no job refers to stays this long after it was last stored (a job may be about to). */
+const UNUSED_GRACE_MS = 3_600_000;
 const REFRESH_AFTER_MS = 60_000;
 const REMEMBERED_MAX = 10_000;
 
@@ -38,8 +38,7 @@ export class ArtifactStore {
   private readonly stored = new Map<string, number>();
 
   constructor(
-    @InjectRepository(Artifact) private readonly artifacts: Repository<Artifact>,
-    private readonly sql: Sql,
+    private readonly artifacts: ArtifactRepository,
     private readonly config: KilnConfig,
   ) {}
 
@@ -56,12 +55,18 @@ export class ArtifactStore {
   async store(output: GeneratedOutput): Promise<StoredArtifact> {
     const sha256 = 'data' in output ? sha256Hex(output.data) : await fileSha256(output.path);
     const size = 'data' in output ? output.data.length : (await stat(output.path)).size;
-    const stored = { sha256, contentType: output.contentType, extension: output.extension };
+    const stored = {
+      sha256,
+      contentType: output.contentType,
+      extension: output.extension,
+      sizeBytes: size,
+    };
     if (this.storedRecently(sha256)) {
       if ('path' in output) await unlink(output.path);
-      return { ...stored, sizeBytes: size };
+      return stored;
     }
-    await this.record(sha256, output, size);
+    // Inserts the row, or marks it used again if it is older than a minute.
+    await this.artifacts.record(stored, REFRESH_AFTER_MS);
     const target = this.pathOf(sha256);
     const directory = dirname(target);
     if (!this.directories.has(directory)) {
@@ -78,17 +83,7 @@ export class ArtifactStore {
       await rename(partial, target);
     }
     this.remember(sha256);
-    return { ...stored, sizeBytes: size };
-  }
-
-  /** Inserts the row, or marks it used again if it is older than a minute. */
-  private async record(sha256: string, output: GeneratedOutput, size: number): Promise<void> {
-    await this.sql.query(
-      `INSERT INTO artifacts (sha256, content_type, extension, size_bytes) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (sha256) DO UPDATE SET last_used_at = now()
-       WHERE artifacts.last_used_at < now() - $5 * interval '1 millisecond'`,
-      [sha256, output.contentType, output.extension, size, REFRESH_AFTER_MS],
-    );
+    return stored;
   }
 
   private storedRecently(sha256: string): boolean {
@@ -103,7 +98,29 @@ export class ArtifactStore {
   }
 
   find(sha256: string): Promise<Artifact | null> {
-    return this.artifacts.findOneBy({ sha256 });
+    return this.artifacts.find(sha256);
+  }
+
+  /**
+   * Removes up to `limit` artifacts no job refers to, rows and files in one transaction: a worker
+   * storing the same content waits on the row lock until the file is gone, then writes both
+   * afresh. A file that cannot be removed rolls its batch back for the next run; a row without
+   * its file is harmless (store() rewrites it).
+   */
+  removeUnused(limit: number): Promise<number> {
+    return this.artifacts.deleteUnused(limit, UNUSED_GRACE_MS, async (sha256s) => {
+      const results = await Promise.allSettled(
+        sha256s.map((sha256) => unlink(this.pathOf(sha256))),
+      );
+      const failures = results.flatMap((result) =>
+        result.status === 'rejected' && !isMissing(result.reason) ? [result.reason as Error] : [],
+      );
+      if (failures.length > 0) {
+        throw new Error(
+          `Could not remove ${failures.length} artifact file(s): ${failures[0]?.message}`,
+        );
+      }
+    });
   }
 
   private async moveInto(source: string, target: string): Promise<void> {

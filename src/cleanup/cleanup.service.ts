@@ -1,14 +1,14 @@
-import { lstat, readdir, rm, unlink } from 'node:fs/promises';
+import { lstat, readdir, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Injectable, Logger } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { ArtifactStore, UNUSED_ARTIFACT_GRACE_MS } from '../artifacts/artifact-store.service.js';
+import { ArtifactStore } from '../artifacts/artifact-store.service.js';
 import { KilnConfig } from '../config/config.js';
 import { withAdvisoryLock } from '../database/advisory-lock.js';
-import { Sql } from '../database/sql.service.js';
 import { JobQueue } from '../jobs/job-queue.service.js';
 import { JobReconciler, type ReconcileReport } from '../jobs/job-reconciler.service.js';
+import { JobRepository } from '../jobs/job.repository.js';
 import { PROCESS_GROUPS_DIR } from '../process/process-groups.js';
 import { KilnMetrics } from '../metrics/kiln-metrics.js';
 
@@ -44,7 +44,7 @@ export class CleanupService {
 
   constructor(
     private readonly dataSource: DataSource,
-    private readonly sql: Sql,
+    private readonly jobs: JobRepository,
     private readonly artifacts: ArtifactStore,
     private readonly queue: JobQueue,
     private readonly reconciler: JobReconciler,
@@ -106,57 +106,13 @@ export class CleanupService {
   private async removeExpiredJobs(): Promise<{ jobs: number; artifacts: number }> {
     let jobs = 0;
     for (let deleted = BATCH; deleted === BATCH; jobs += deleted) {
-      const row = await this.sql.one<{ count: number }>(
-        `WITH deleted AS (
-           DELETE FROM jobs WHERE id IN (
-             SELECT id FROM jobs
-             WHERE status IN ('completed', 'failed', 'cancelled')
-               AND finished_at < now() - $1 * interval '1 millisecond'
-             ORDER BY finished_at LIMIT $2)
-           RETURNING 1)
-         SELECT count(*)::int AS count FROM deleted`,
-        [this.config.cleanup.jobRetentionMs, BATCH],
-      );
-      deleted = row.count;
+      deleted = await this.jobs.deleteFinished(this.config.cleanup.jobRetentionMs, BATCH);
     }
     let artifacts = 0;
     for (let deleted = BATCH; deleted === BATCH; artifacts += deleted) {
-      deleted = await this.removeUnusedArtifacts();
+      deleted = await this.artifacts.removeUnused(BATCH);
     }
     return { jobs, artifacts };
-  }
-
-  /**
-   * Rows and files go in one transaction: a worker storing the same content waits on the row
-   * lock until the file is gone, then writes both afresh. A file that cannot be removed rolls
-   * its batch back for the next run; a row without its file is harmless (the store rewrites it).
-   */
-  private removeUnusedArtifacts(): Promise<number> {
-    return this.dataSource.transaction(async (manager) => {
-      const rows = await manager.query<{ sha256: string }[]>(
-        `WITH deleted AS (
-           DELETE FROM artifacts WHERE sha256 IN (
-             SELECT sha256 FROM artifacts a
-             WHERE last_used_at < now() - $2 * interval '1 millisecond'
-               AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.artifact_sha256 = a.sha256)
-             LIMIT $1 FOR UPDATE SKIP LOCKED)
-           RETURNING sha256)
-         SELECT sha256 FROM deleted`,
-        [BATCH, UNUSED_ARTIFACT_GRACE_MS],
-      );
-      const results = await Promise.allSettled(
-        rows.map(({ sha256 }) => unlink(this.artifacts.pathOf(sha256))),
-      );
-      const failures = results.flatMap((result) =>
-        result.status === 'rejected' && !isMissing(result.reason) ? [result.reason as Error] : [],
-      );
-      if (failures.length > 0) {
-        throw new Error(
-          `Could not remove ${failures.length} artifact file(s): ${failures[0]?.message}`,
-        );
-      }
-      return rows.length;
-    });
   }
 
   private async removeStaleTempFiles(): Promise<{ temp_files: number }> {
@@ -172,14 +128,7 @@ export class CleanupService {
       if (stats && stats.mtimeMs < cutoff) stale.push(name);
     }
     const jobIds = stale.flatMap((name) => JOB_TEMP_DIR.exec(name)?.[1] ?? []);
-    const running = new Set(
-      (
-        await this.sql.query<{ id: string }>(
-          `SELECT id FROM jobs WHERE id = ANY($1::uuid[]) AND status = 'processing'`,
-          [jobIds],
-        )
-      ).map((row) => row.id),
-    );
+    const running = await this.jobs.processingAmong(jobIds);
     // The records of running commands' groups stay however old (see process-groups.ts).
     const removable = stale.filter(
       (name) => name !== PROCESS_GROUPS_DIR && !running.has(JOB_TEMP_DIR.exec(name)?.[1] ?? ''),

@@ -1,10 +1,10 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { withAdvisoryLock } from '../database/advisory-lock.js';
-import { Sql } from '../database/sql.service.js';
 import { GeneratorRegistry } from '../generation/generator.registry.js';
 import { JobLifecycle } from './job-lifecycle.service.js';
-import { type Enqueueable, JobQueue } from './job-queue.service.js';
+import { JobQueue } from './job-queue.service.js';
+import { JobRepository } from './job.repository.js';
 
 const BATCH = 1000;
 
@@ -26,7 +26,7 @@ export class JobReconciler {
 
   constructor(
     private readonly dataSource: DataSource,
-    private readonly sql: Sql,
+    private readonly jobs: JobRepository,
     private readonly queue: JobQueue,
     private readonly lifecycle: JobLifecycle,
     private readonly registry: GeneratorRegistry,
@@ -38,13 +38,7 @@ export class JobReconciler {
   }
 
   private async pass(): Promise<ReconcileReport> {
-    const rows = await this.sql.query<Enqueueable>(
-      `SELECT id, kind, priority, max_attempts AS "maxAttempts" FROM jobs
-       WHERE status = 'pending' OR (status = 'processing'
-         AND (lease_expires_at IS NULL OR lease_expires_at < now()))
-       ORDER BY created_at LIMIT $1`,
-      [BATCH],
-    );
+    const rows = await this.jobs.unheld(BATCH);
     const known = new Set(this.registry.kinds);
     const orphans = rows.filter((row) => !known.has(row.kind));
     const runnable = rows.filter((row) => known.has(row.kind));

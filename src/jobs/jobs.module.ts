@@ -10,6 +10,7 @@ import { JobLifecycle } from './job-lifecycle.service.js';
 import { JobQueue, QUEUE_NAMES } from './job-queue.service.js';
 import { JobReconciler } from './job-reconciler.service.js';
 import { Job } from './job.entity.js';
+import { JobRepository } from './job.repository.js';
 import { JobsController } from './jobs.controller.js';
 import { JobsService } from './jobs.service.js';
 import { QueueController } from './queue.controller.js';
@@ -35,8 +36,9 @@ export class JobsModule {
         generation,
       ],
       controllers: api ? [JobsController, QueueController] : [],
-      providers: [JobsService, JobLifecycle, JobQueue, JobEvents, JobReconciler],
+      providers: [JobRepository, JobsService, JobLifecycle, JobQueue, JobEvents, JobReconciler],
       exports: [
+        JobRepository,
         JobsService,
         JobLifecycle,
         JobQueue,

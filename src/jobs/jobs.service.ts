@@ -1,8 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
-import { InjectRepository } from '@nestjs/typeorm';
-import type { Repository } from 'typeorm';
-import type { ColumnMetadata } from 'typeorm/metadata/ColumnMetadata.js';
 import type { OwnerScope } from '../auth/principal.js';
 import { ArtifactStore } from '../artifacts/artifact-store.service.js';
 import type { Artifact } from '../artifacts/artifact.entity.js';
@@ -20,7 +17,6 @@ import { TimeoutError, withTimeout } from '../common/timeout.js';
 import { isUnavailable } from '../common/unavailable.js';
 import { parseWith } from '../common/validation.js';
 import { KilnConfig } from '../config/config.js';
-import { Sql } from '../database/sql.service.js';
 import { GeneratorAvailability } from '../generation/generator-availability.service.js';
 import { GeneratorRegistry } from '../generation/generator.registry.js';
 import { KilnMetrics } from '../metrics/kiln-metrics.js';
@@ -30,6 +26,7 @@ import { JobLifecycle } from './job-lifecycle.service.js';
 import { JobQueue } from './job-queue.service.js';
 import { type ListJobsQuery, type QueueStats, submitJobSchema } from './job.dto.js';
 import { FINAL_STATUSES, INITIAL_JOB_STATE, Job } from './job.entity.js';
+import { JobRepository } from './job.repository.js';
 
 /** A validated submission, ready to insert. */
 interface NewJob {
@@ -50,24 +47,12 @@ export interface Submitted {
 /** Enqueueing must not hold a submit hostage while Redis is down: the reconciler catches up. */
 const ENQUEUE_TIMEOUT_MS = 2_000;
 
-/** The database fills these in; a submission writes every other column of its job. */
-const ASSIGNED_BY_DATABASE = ['created_at', 'updated_at'];
-
 @Injectable()
 export class JobsService implements OnApplicationBootstrap {
   private readonly logger = new Logger('Jobs');
-  /** The columns a submission writes, from the entity's metadata. */
-  private readonly written: ColumnMetadata[];
-  /**
-   * Two fixed texts, as `Sql` prepares them: one job binds a value per column, a batch an array
-   * per column (one-element arrays nearly doubled a submission's encoding cost).
-   */
-  private readonly insertOne: string;
-  private readonly insertMany: string;
 
   constructor(
-    @InjectRepository(Job) private readonly jobs: Repository<Job>,
-    private readonly sql: Sql,
+    private readonly jobs: JobRepository,
     private readonly registry: GeneratorRegistry,
     private readonly availability: GeneratorAvailability,
     private readonly queue: JobQueue,
@@ -78,19 +63,7 @@ export class JobsService implements OnApplicationBootstrap {
     private readonly config: KilnConfig,
     private readonly redis: RedisService,
     private readonly outages: DependencyOutages,
-  ) {
-    this.written = jobs.metadata.columns.filter(
-      (column) => !ASSIGNED_BY_DATABASE.includes(column.databaseName),
-    );
-    const insertInto = (rows: string) =>
-      `INSERT INTO jobs (${this.written.map((column) => column.databaseName).join(', ')}) ${rows}
-       ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-       RETURNING id, ${ASSIGNED_BY_DATABASE.join(', ')}`;
-    const casts = (suffix: string) =>
-      this.written.map((column, i) => `$${i + 1}::${String(column.type)}${suffix}`).join(', ');
-    this.insertOne = insertInto(`VALUES (${casts('')})`);
-    this.insertMany = insertInto(`SELECT * FROM unnest(${casts('[]')})`);
-  }
+  ) {}
 
   /** Counters start at zero for every kind, so rate() and increase() see a process's first jobs. */
   onApplicationBootstrap(): void {
@@ -135,7 +108,7 @@ export class JobsService implements OnApplicationBootstrap {
 
   /** Another owner's job answers 404 like a missing one: its existence is not revealed. */
   async get(id: string, scope: OwnerScope): Promise<Job> {
-    const job = await this.jobs.findOneBy(scope.all ? { id } : { id, ownerId: scope.ownerId });
+    const job = await this.jobs.findOne(id, scope);
     if (!job) throw notFound(`No job ${id}.`);
     return job;
   }
@@ -145,19 +118,15 @@ export class JobsService implements OnApplicationBootstrap {
     query: ListJobsQuery,
     scope: OwnerScope,
   ): Promise<{ items: Job[]; nextCursor: string | null }> {
-    const builder = this.jobs
-      .createQueryBuilder('job')
-      .where(scope.all ? 'true' : 'job.ownerId = :ownerId', { ownerId: scope.ownerId })
-      .orderBy('job.createdAt', 'DESC')
-      .addOrderBy('job.id', 'DESC')
-      .take(query.limit + 1);
-    if (query.status) builder.andWhere('job.status = :status', { status: query.status });
-    if (query.kind) builder.andWhere('job.kind = :kind', { kind: query.kind });
-    if (query.cursor) {
-      const { createdAt, id } = decodeCursor(query.cursor);
-      builder.andWhere('(job.createdAt, job.id) < (:createdAt, :id)', { createdAt, id });
-    }
-    const rows = await builder.getMany();
+    const rows = await this.jobs.find(
+      {
+        status: query.status,
+        kind: query.kind,
+        before: query.cursor ? decodeCursor(query.cursor) : undefined,
+        limit: query.limit + 1,
+      },
+      scope,
+    );
     const items = rows.slice(0, query.limit);
     const last = items.at(-1);
     return {
@@ -206,23 +175,8 @@ export class JobsService implements OnApplicationBootstrap {
   }
 
   async stats(): Promise<QueueStats> {
-    const [row, queues] = await Promise.all([
-      this.sql.one<Omit<QueueStats, 'queues'>>(`
-        SELECT
-          count(*) FILTER (WHERE status = 'pending')::int    AS pending,
-          count(*) FILTER (WHERE status = 'processing')::int AS processing,
-          count(*) FILTER (WHERE status = 'completed')::int  AS completed,
-          count(*) FILTER (WHERE status = 'failed')::int     AS failed,
-          count(*) FILTER (WHERE status = 'cancelled')::int  AS cancelled,
-          extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'pending'))::float8
-            AS "oldestPendingAgeSeconds",
-          avg(extract(epoch FROM finished_at - started_at))
-            FILTER (WHERE status = 'completed' AND finished_at > now() - interval '24 hours')::float8
-            AS "meanProcessingSeconds"
-        FROM jobs`),
-      this.queue.counts(),
-    ]);
-    return { ...row, queues };
+    const [totals, queues] = await Promise.all([this.jobs.totals(), this.queue.counts()]);
+    return { ...totals, queues };
   }
 
   /** Reports every problem at once: the envelope's fields and the generator input's. */
@@ -265,49 +219,30 @@ export class JobsService implements OnApplicationBootstrap {
     };
   }
 
-  /**
-   * One INSERT for one job or a whole batch; an Idempotency-Key seen before inserts nothing. It
-   * returns only what the database adds, the timestamps: reading the whole row back cost a fifth
-   * of a submission's CPU.
-   */
+  /** The new jobs' rows; a job whose Idempotency-Key was seen before is left out. */
   private async insert(
     jobs: NewJob[],
     ownerId: string,
     { idempotencyKey, batchId }: { idempotencyKey?: string; batchId?: string },
   ): Promise<Job[]> {
-    // Sources to Object.assign, not spreads into one literal: on Node 20 spreading two objects
-    // into one took ~11 µs per job, Object.assign 0.4 µs.
-    const entities = jobs.map((job) =>
-      Object.assign(new Job(), INITIAL_JOB_STATE, job, {
-        maxAttempts: this.config.jobs.maxAttemptsByKind[job.kind] ?? this.config.jobs.maxAttempts,
-        ownerId,
-        idempotencyKey: idempotencyKey ?? null,
-        batchId: batchId ?? null,
-      }),
-    );
-    const one = entities.length === 1 ? entities[0] : undefined;
-    const rows = await this.sql.query<{ id: string; created_at: Date; updated_at: Date }>(
-      one ? this.insertOne : this.insertMany,
-      this.written.map((column): unknown =>
-        one
-          ? column.getEntityValue(one)
-          : entities.map((job): unknown => column.getEntityValue(job)),
+    // Sources to Object.assign, not spreads into one literal: V8's slow path on Node 20.
+    const inserted = await this.jobs.insert(
+      jobs.map((job) =>
+        Object.assign(new Job(), INITIAL_JOB_STATE, job, {
+          maxAttempts: this.config.jobs.maxAttemptsByKind[job.kind] ?? this.config.jobs.maxAttempts,
+          ownerId,
+          idempotencyKey: idempotencyKey ?? null,
+          batchId: batchId ?? null,
+        }),
       ),
     );
-    const written = new Map(rows.map((row) => [row.id, row]));
-    const inserted = entities.flatMap((job) => {
-      const row = written.get(job.id);
-      return row
-        ? [Object.assign(job, { createdAt: row.created_at, updatedAt: row.updated_at })]
-        : [];
-    });
     for (const job of inserted) this.metrics.jobsSubmitted.inc({ kind: job.kind });
     return inserted;
   }
 
   /** The job an Idempotency-Key already names, if this request is the same one again. */
   private async replay(job: NewJob, ownerId: string, idempotencyKey?: string): Promise<Job> {
-    const earlier = await this.jobs.findOneBy({ ownerId, idempotencyKey });
+    const earlier = await this.jobs.findByIdempotencyKey(ownerId, idempotencyKey);
     if (!earlier) throw new Error(`Insert of job ${job.id} returned no row`);
     if (earlier.inputHash !== job.inputHash || earlier.priority !== job.priority) {
       throw new ProblemError(
