@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { type MusicRequest, type RenderHooks, renderMusic, SAMPLE_RATE } from './music-synth.js';
+import { type MusicRequest, type RenderHooks, renderMusic } from './music-synth.js';
 import { styleFromPrompt } from './prompt-style.js';
+import { SAMPLE_RATE } from './score.js';
 import { encodeWav, parseWavHeader } from './wav.js';
 
 const HEADER_BYTES = 44;
