@@ -1,17 +1,11 @@
-import { type DynamicModule, Module } from '@nestjs/common';
-import { MetricsSummaryController } from './metrics-summary.controller.js';
+import { Module } from '@nestjs/common';
+import { JobsModule } from '../jobs/jobs.module.js';
 import { MetricsSummaryService } from './metrics-summary.service.js';
 
 /** Admin views over what the other rooms hold: the metrics summary reads jobs and latencies. */
-@Module({})
-export class AdminModule {
-  /** `jobs` is the application's own JobsModule, so both share one set of job services. */
-  static forRoot(jobs: DynamicModule): DynamicModule {
-    return {
-      module: AdminModule,
-      imports: [jobs],
-      controllers: [MetricsSummaryController],
-      providers: [MetricsSummaryService],
-    };
-  }
-}
+@Module({
+  imports: [JobsModule],
+  providers: [MetricsSummaryService],
+  exports: [MetricsSummaryService],
+})
+export class AdminModule {}

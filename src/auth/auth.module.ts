@@ -1,15 +1,13 @@
 import { Global, Logger, Module, type OnApplicationBootstrap } from '@nestjs/common';
-import { APP_GUARD } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { KilnConfig } from '../config/config.js';
 import { ApiKey } from './api-key.entity.js';
-import { ApiKeyGuard } from './api-key.guard.js';
 import { ApiKeys } from './api-keys.service.js';
 
 @Global()
 @Module({
   imports: [TypeOrmModule.forFeature([ApiKey])],
-  providers: [ApiKeys, { provide: APP_GUARD, useClass: ApiKeyGuard }],
+  providers: [ApiKeys],
   exports: [ApiKeys],
 })
 export class AuthModule implements OnApplicationBootstrap {

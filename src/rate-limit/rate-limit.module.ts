@@ -1,10 +1,8 @@
 import { type ExecutionContext, Module } from '@nestjs/common';
-import { APP_GUARD } from '@nestjs/core';
 import { ThrottlerModule } from '@nestjs/throttler';
 import type { FastifyRequest } from 'fastify';
 import { KilnConfig } from '../config/config.js';
 import { RedisService } from '../redis/redis.service.js';
-import { RateLimitGuard } from './rate-limit.guard.js';
 import { RedisThrottlerStorage } from './redis-throttler.storage.js';
 
 const callerLimits = (context: ExecutionContext) =>
@@ -49,7 +47,5 @@ const callerLimits = (context: ExecutionContext) =>
       },
     }),
   ],
-  // After the API key guard (AuthModule comes first), so limits follow the key, not the IP.
-  providers: [{ provide: APP_GUARD, useClass: RateLimitGuard }],
 })
 export class RateLimitModule {}
