@@ -18,7 +18,7 @@ function sortedKeys(value: unknown): unknown {
   return sorted;
 }
 
-/** One-shot: a third of the cost of a Hash object for the short texts on the request path. */
+/** One-shot: cheaper than a Hash object for the short texts on the request path. */
 export function sha256Hex(data: string | Buffer): string {
   return hash('sha256', data, 'hex');
 }

@@ -5,11 +5,11 @@ import type { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver.js';
 
 /**
  * Hand-written statements on TypeORM's own pg pool. TypeORM's `query()` builds a query runner,
- * broadcasts events and wraps the result on every call: on the worker path that was a fifth of a
- * no-op job's CPU.
+ * broadcasts events and wraps the result on every call, a cost the hot paths notice (figures in
+ * bench/NOTES.md).
  *
- * Every statement is prepared once per connection and then only bound and executed, which cut
- * PostgreSQL's CPU per no-op job by 40 %. So a statement's text must be fixed (values go in
+ * Every statement is prepared once per connection and then only bound and executed, which saves
+ * PostgreSQL parsing and planning it on every job. So a statement's text must be fixed (values go in
  * parameters), and it names its columns instead of `*`: a prepared `RETURNING *` would fail in
  * running replicas once a migration adds a column. Transactions and entity reads stay with
  * TypeORM.

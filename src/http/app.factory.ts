@@ -125,7 +125,7 @@ async function registerSecurity(app: NestFastifyApplication, config: KilnConfig)
 
 /**
  * The headers helmet sets, worked out once: they follow from its options alone, so running its
- * eleven middlewares on every request (3 % of a submission's CPU) would only repeat them.
+ * eleven middlewares on every request would only repeat them.
  */
 function helmetHeaders(options: HelmetOptions): Record<string, string> {
   const headers: Record<string, string> = {};

@@ -74,7 +74,7 @@ export class JobRepository {
   private readonly written: ColumnMetadata[];
   /**
    * Two fixed texts, as `Sql` prepares them: one job binds a value per column, a batch an array
-   * per column (one-element arrays nearly doubled a submission's encoding cost).
+   * per column (one-element arrays cost a single submission more to encode).
    */
   private readonly insertOne: string;
   private readonly insertMany: string;
@@ -99,8 +99,8 @@ export class JobRepository {
 
   /**
    * One INSERT for one job or a whole batch; a job whose Idempotency-Key was seen before is
-   * left out of the answer. It reads back only what the database adds, the timestamps: reading
-   * the whole row back cost a fifth of a submission's CPU.
+   * left out of the answer. It reads back only what the database adds, the timestamps: the rest
+   * is what was written, and reading it back costs a submission dearly.
    */
   async insert(jobs: Job[]): Promise<Job[]> {
     const one = jobs.length === 1 ? jobs[0] : undefined;

@@ -14,8 +14,8 @@ export class RedisService implements OnApplicationShutdown {
    * For commands on the request path: it fails fast while Redis is down instead of
    * queueing commands for ever, so a submit still answers and the reconciler enqueues later.
    * Not auto-pipelined: ioredis copies every script defined on the connection (BullMQ's 64) into
-   * each auto-pipeline, and those outlived the young generation, 2.8 KB per submission. The
-   * rate limiter batches its own counts.
+   * each auto-pipeline, and those outlive the young generation: garbage a submission pays for
+   * later. The rate limiter batches its own counts.
    */
   readonly client: Redis;
   private readonly connections: Redis[] = [];
