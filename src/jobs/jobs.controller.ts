@@ -182,11 +182,7 @@ export class JobsController {
       return;
     }
     await access(path).catch(() => {
-      throw new ProblemError(
-        500,
-        'artifact-missing',
-        `The file of job ${id} is missing from storage.`,
-      );
+      throw new ProblemError('artifact-missing', `The file of job ${id} is missing from storage.`);
     });
     await reply
       .type(artifact.contentType)

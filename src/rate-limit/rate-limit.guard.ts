@@ -123,7 +123,6 @@ export class RateLimitGuard implements CanActivate {
     const window = `${name} limit of ${limit} per ${windowSeconds(counts[refused]!)} s`;
     this.metrics.rateLimited.inc({ throttler: name });
     throw new ProblemError(
-      429,
       'rate-limited',
       weight > 1
         ? `This request counts ${weight} against the ${window}, and only ${remaining(refused)} remain; retry after ${retryAfter} s.`
