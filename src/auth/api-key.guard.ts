@@ -16,7 +16,7 @@ const LOCAL_ADMIN: Principal = {
 };
 
 const unauthorized = (detail: string) =>
-  new ProblemError(401, 'unauthorized', detail, {
+  new ProblemError('unauthorized', detail, {
     headers: { 'www-authenticate': 'Bearer realm="kiln"' },
   });
 
@@ -40,7 +40,7 @@ export class ApiKeyGuard implements CanActivate {
       this.reflector.getAllAndOverride<boolean>(ADMIN_ROUTE, targets) &&
       request.principal.role !== 'admin'
     ) {
-      throw new ProblemError(403, 'forbidden', 'This route needs an admin API key.');
+      throw new ProblemError('forbidden', 'This route needs an admin API key.');
     }
     return true;
   }

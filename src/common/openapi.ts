@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { PROBLEM_CODES, PROBLEM_TYPES, problemType } from './problem-types.js';
 
 /**
  * Request and response shapes are zod schemas registered with an id (`.meta({ id })`):
@@ -24,9 +25,22 @@ export function openApiComponents(): Record<string, JsonSchema> {
   );
 }
 
+const problemTypes = PROBLEM_CODES.map(
+  (code) =>
+    `- \`${problemType(code)}\` (${PROBLEM_TYPES[code].status}): ${PROBLEM_TYPES[code].meaning}`,
+);
+
 export const problemSchema = z
   .object({
-    type: z.string().meta({ example: 'urn:kiln:problem:validation-failed' }),
+    type: z
+      .union([
+        z.enum(PROBLEM_CODES.map(problemType)),
+        z.string().regex(/^urn:kiln:problem:http-\d{3}$/),
+      ])
+      .meta({
+        description: `One of:\n${problemTypes.join('\n')}\n\nor \`urn:kiln:problem:http-<status>\` for any other status of the HTTP layer.`,
+        example: problemType('validation-failed'),
+      }),
     title: z.string().meta({ example: 'Unprocessable Entity' }),
     status: z.int().meta({ example: 422 }),
     detail: z.string(),

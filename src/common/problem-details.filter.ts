@@ -8,6 +8,7 @@ import {
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { DependencyOutages } from './dependency-outages.service.js';
 import { ProblemError, dependencyUnavailable } from './problem.js';
+import { httpLayerCode } from './problem-types.js';
 import { unavailableDependency } from './unavailable.js';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
@@ -23,22 +24,14 @@ function isClientError(error: unknown): error is Error & { statusCode: number } 
   );
 }
 
-const CODES: Record<number, string> = {
-  400: 'bad-request',
-  401: 'unauthorized',
-  403: 'forbidden',
-  404: 'not-found',
-  405: 'method-not-allowed',
-  413: 'payload-too-large',
-  415: 'unsupported-media-type',
-  429: 'too-many-requests',
-};
-const codeFor = (status: number) => CODES[status] ?? `http-${status}`;
-
 /** Fastify's own 415 names no header. */
-const UNSUPPORTED_MEDIA_TYPE = new ProblemError(415, codeFor(415), 'Request bodies are JSON.', {
-  errors: [{ parameter: 'Content-Type', detail: 'Must be application/json.' }],
-});
+const UNSUPPORTED_MEDIA_TYPE = new ProblemError(
+  'unsupported-media-type',
+  'Request bodies are JSON.',
+  {
+    errors: [{ parameter: 'Content-Type', detail: 'Must be application/json.' }],
+  },
+);
 
 function httpExceptionDetail(exception: HttpException): string {
   const response = exception.getResponse();
@@ -88,15 +81,11 @@ export class ProblemDetailsFilter implements ExceptionFilter {
           : 500;
     if (status === 415) return UNSUPPORTED_MEDIA_TYPE;
     if (exception instanceof HttpException) {
-      return new ProblemError(status, codeFor(status), httpExceptionDetail(exception));
+      return new ProblemError(httpLayerCode(status), httpExceptionDetail(exception));
     }
     if (isClientError(exception)) {
-      return new ProblemError(status, codeFor(status), exception.message);
+      return new ProblemError(httpLayerCode(status), exception.message);
     }
-    return new ProblemError(
-      500,
-      'internal-error',
-      'An unexpected error occurred; it has been logged.',
-    );
+    return new ProblemError('internal-error', 'An unexpected error occurred; it has been logged.');
   }
 }

@@ -1,4 +1,11 @@
 import { STATUS_CODES } from 'node:http';
+import {
+  type HttpStatusProblemCode,
+  type ProblemCode,
+  type ProblemCodeOf,
+  problemType,
+  statusOf,
+} from './problem-types.js';
 import { DEPENDENCY_NAMES, type Dependency } from './unavailable.js';
 
 /** Where a validation error points: a JSON pointer into the body, or a named query/path/header parameter. */
@@ -14,17 +21,24 @@ export interface ProblemOptions {
 
 /**
  * A domain error that the global filter renders as `application/problem+json`.
- * `code` names the problem for machines; `detail` explains this occurrence for people.
+ * `code` names the problem for machines (its status is the catalogue's); `detail` explains this
+ * occurrence for people.
  */
 export class ProblemError extends Error {
+  readonly status: number;
+
   constructor(
-    readonly status: number,
-    readonly code: string,
+    readonly code: ProblemCode | HttpStatusProblemCode,
     readonly detail: string,
     readonly options: ProblemOptions = {},
   ) {
     super(detail);
     this.name = 'ProblemError';
+    this.status = statusOf(code);
+  }
+
+  get type(): string {
+    return problemType(this.code);
   }
 
   get title(): string {
@@ -34,7 +48,7 @@ export class ProblemError extends Error {
   /** The RFC 9457 document, for the request at `instance`. */
   document(instance: string, requestId: string): Record<string, unknown> {
     return {
-      type: `urn:kiln:problem:${this.code}`,
+      type: this.type,
       title: this.title,
       status: this.status,
       detail: this.detail,
@@ -47,15 +61,18 @@ export class ProblemError extends Error {
 }
 
 export const badRequest = (detail: string, errors?: FieldError[]) =>
-  new ProblemError(400, 'bad-request', detail, { errors });
+  new ProblemError('bad-request', detail, { errors });
 
 export const validationFailed = (errors: FieldError[]) =>
-  new ProblemError(422, 'validation-failed', 'The request is not valid; see `errors`.', { errors });
+  new ProblemError('validation-failed', 'The request is not valid; see `errors`.', { errors });
 
-export const notFound = (detail: string) => new ProblemError(404, 'not-found', detail);
+export const notFound = (detail: string) => new ProblemError('not-found', detail);
 
-export const conflict = (code: string, detail: string, extensions?: Record<string, unknown>) =>
-  new ProblemError(409, code, detail, { extensions });
+export const conflict = (
+  code: ProblemCodeOf<409>,
+  detail: string,
+  extensions?: Record<string, unknown>,
+) => new ProblemError(code, detail, { extensions });
 
 /** Seconds a client is asked to wait before it retries a request that met an outage. */
 export const OUTAGE_RETRY_AFTER_S = 5;
@@ -63,7 +80,6 @@ export const OUTAGE_RETRY_AFTER_S = 5;
 /** PostgreSQL or Redis is down or not answering: the request may succeed once it is back. */
 export const dependencyUnavailable = (dependency: Dependency) =>
   new ProblemError(
-    503,
     'dependency-unavailable',
     `${DEPENDENCY_NAMES[dependency]} is unavailable; retry in a few seconds.`,
     {

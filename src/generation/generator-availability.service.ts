@@ -68,7 +68,6 @@ export class GeneratorAvailability implements OnApplicationBootstrap, OnApplicat
       if (availability.available) continue;
       const retryAfter = Math.ceil(this.config.generators.checkIntervalMs / 1000);
       throw new ProblemError(
-        503,
         'generator-unavailable',
         `The '${kind}' generator is unavailable: ${availability.reason}`,
         {

@@ -39,7 +39,6 @@ export function requestId(request: IncomingMessage): string {
 }
 
 const UNSUPPORTED_ENCODING = new ProblemError(
-  415,
   'unsupported-media-type',
   'Kiln does not decode request bodies.',
   { errors: [{ parameter: 'Content-Encoding', detail: 'Must be absent or identity.' }] },
@@ -75,8 +74,8 @@ export function useStrictJsonParser(fastify: FastifyInstance): void {
 
 /** Written to the socket as it is: there is no request for Fastify to answer. */
 function rawResponse(problem: ProblemError): string {
-  const { status, title, code, detail } = problem;
-  const body = JSON.stringify({ type: `urn:kiln:problem:${code}`, title, status, detail });
+  const { type, title, status, detail } = problem;
+  const body = JSON.stringify({ type, title, status, detail });
   return (
     `HTTP/1.1 ${status} ${title}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\n` +
     `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
@@ -86,14 +85,10 @@ function rawResponse(problem: ProblemError): string {
 /** Node's errors on a connection, raised before a request reached Fastify or while one arrives. */
 const CONNECTION_ERRORS: Record<string, string> = {
   ERR_HTTP_REQUEST_TIMEOUT: rawResponse(
-    new ProblemError(
-      408,
-      'request-timeout',
-      'The request did not arrive within HTTP_REQUEST_TIMEOUT.',
-    ),
+    new ProblemError('request-timeout', 'The request did not arrive within HTTP_REQUEST_TIMEOUT.'),
   ),
   HPE_HEADER_OVERFLOW: rawResponse(
-    new ProblemError(431, 'request-header-fields-too-large', 'The request headers are too large.'),
+    new ProblemError('request-header-fields-too-large', 'The request headers are too large.'),
   ),
 };
 const MALFORMED = rawResponse(badRequest('The request is not valid HTTP.'));

@@ -32,7 +32,8 @@ import { ProblemError, badRequest } from '../common/problem.js';
 import { ZodPipe } from '../common/validation.js';
 import { KilnConfig } from '../config/config.js';
 import { Submits } from '../rate-limit/submit-cost.decorator.js';
-import { type JobEvent, JobEvents, jobEvent } from './job-events.service.js';
+import { JobEventStream } from './job-event-stream.js';
+import { JobEvents } from './job-events.service.js';
 import {
   type JobView,
   batchViewSchema,
@@ -45,7 +46,6 @@ import {
   toJobView,
   type ListJobsQuery,
 } from './job.dto.js';
-import { FINAL_STATUSES } from './job.entity.js';
 import { JobsService } from './jobs.service.js';
 
 const idPipe = new ZodPipe(jobIdSchema);
@@ -55,7 +55,6 @@ const jobsInBatch = (body: unknown) => {
   return Array.isArray(jobs) ? Math.max(1, jobs.length) : 1;
 };
 const idempotencyKeySchema = z.string().min(1).max(255);
-const SSE_HEARTBEAT_MS = 15_000;
 
 @ApiBearerAuth()
 @ApiProblems(401, 429)
@@ -183,11 +182,7 @@ export class JobsController {
       return;
     }
     await access(path).catch(() => {
-      throw new ProblemError(
-        500,
-        'artifact-missing',
-        `The file of job ${id} is missing from storage.`,
-      );
+      throw new ProblemError('artifact-missing', `The file of job ${id} is missing from storage.`);
     });
     await reply
       .type(artifact.contentType)
@@ -215,46 +210,10 @@ export class JobsController {
     @Res() reply: FastifyReply,
   ): Promise<void> {
     await this.jobs.get(id, scopeOf(caller));
-    const raw = reply.hijack().raw;
-    raw.writeHead(200, {
-      // What hooks set so far (security, CORS, request id, rate limits): the raw response skips them.
-      ...(reply.getHeaders() as Record<string, string>),
-      'content-type': 'text/event-stream',
-      'cache-control': 'no-cache',
-      connection: 'keep-alive',
-      'x-accel-buffering': 'no',
+    await JobEventStream.open(id, request, reply, {
+      events: this.events,
+      read: () => this.jobs.get(id, scopeOf(caller)),
+      resyncMs: this.config.jobs.eventsResyncMs,
     });
-    let timers: NodeJS.Timeout[] = [];
-    let unwatch = () => {};
-    const close = () => {
-      for (const timer of timers) clearInterval(timer);
-      unwatch();
-      stopOnClosing();
-      raw.end();
-    };
-    let sent = { updatedAt: '', data: '' };
-    const send = (event: JobEvent) => {
-      const data = JSON.stringify(event);
-      // A re-read and a live update may cross: never repeat one, never step back.
-      if (raw.writableEnded || data === sent.data || event.updatedAt < sent.updatedAt) return;
-      sent = { updatedAt: event.updatedAt, data };
-      raw.write(`event: update\ndata: ${data}\n\n`);
-      if (FINAL_STATUSES.includes(event.status)) close();
-    };
-    const read = () =>
-      this.jobs.get(id, scopeOf(caller)).then(
-        (job) => send(jobEvent(job)),
-        () => undefined, // the next re-read will do
-      );
-    const stopOnClosing = this.events.onClosing(close);
-    request.raw.on('close', close);
-    // Watch first, then read: only an update already in flight can fall between the two.
-    unwatch = await this.events.watch(id, send);
-    if (raw.writableEnded) return unwatch();
-    timers = [
-      setInterval(() => raw.write(': keep-alive\n\n'), SSE_HEARTBEAT_MS),
-      setInterval(() => void read(), this.config.jobs.eventsResyncMs),
-    ];
-    await read();
   }
 }

@@ -246,7 +246,6 @@ export class JobsService implements OnApplicationBootstrap {
     if (!earlier) throw new Error(`Insert of job ${job.id} returned no row`);
     if (earlier.inputHash !== job.inputHash || earlier.priority !== job.priority) {
       throw new ProblemError(
-        422,
         'idempotency-key-reused',
         'This Idempotency-Key was used for a different request.',
         { extensions: { jobId: earlier.id } },

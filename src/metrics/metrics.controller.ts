@@ -38,7 +38,7 @@ export class MetricsController extends PrometheusController {
     const given = /^Bearer (.+)$/i.exec(authorization ?? '')?.[1] ?? '';
     // Equal-length digests: the comparison time says nothing about the token.
     if (!timingSafeEqual(digest(given), digest(token))) {
-      throw new ProblemError(401, 'unauthorized', 'The metrics token is missing or wrong.', {
+      throw new ProblemError('unauthorized', 'The metrics token is missing or wrong.', {
         headers: { 'www-authenticate': 'Bearer realm="metrics"' },
       });
     }

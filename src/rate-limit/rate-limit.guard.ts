@@ -1,12 +1,19 @@
-import { type ExecutionContext, Inject, Injectable } from '@nestjs/common';
+import { type CanActivate, type ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import {
-  getOptionsToken,
-  getStorageToken,
-  ThrottlerGuard,
+  InjectThrottlerOptions,
+  InjectThrottlerStorage,
+  type Resolvable,
   type ThrottlerModuleOptions,
   type ThrottlerOptions,
+  type ThrottlerStorage,
 } from '@nestjs/throttler';
+// The keys @Throttle and @SkipThrottle write: the package's index does not re-export them.
+import {
+  THROTTLER_LIMIT,
+  THROTTLER_SKIP,
+  THROTTLER_TTL,
+} from '@nestjs/throttler/dist/throttler.constants.js';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { PUBLIC_ROUTE } from '../auth/auth.decorators.js';
 import { DependencyOutages } from '../common/dependency-outages.service.js';
@@ -16,76 +23,75 @@ import { KilnConfig } from '../config/config.js';
 import { KilnMetrics } from '../metrics/kiln-metrics.js';
 import { RedisService } from '../redis/redis.service.js';
 import { type Count, RedisThrottlerStorage } from './redis-throttler.storage.js';
-import { SUBMIT_COST, type SubmitCost } from './submit-cost.decorator.js';
+import { SUBMIT_COST, SUBMIT_LIMIT, type SubmitCost } from './submit-cost.decorator.js';
+
+/** A named limit as one route applies it: the module's, or the route's `@Throttle` override. */
+interface RouteLimit {
+  name: string;
+  limit: Resolvable<number>;
+  ttl: Resolvable<number>;
+  /** What one request counts: 1, or against `submit` the jobs it carries. */
+  weight: SubmitCost;
+}
 
 /** A limit this request counts against, with what its headers need. */
 interface PendingCount extends Count {
   name: string;
 }
 
+const one = () => 1;
+
 /** A limit or window, awaited only when it is a promise: most are plain numbers. */
-const resolve = (value: ThrottlerOptions['limit'], context: ExecutionContext) =>
+const resolve = (value: Resolvable<number>, context: ExecutionContext) =>
   typeof value === 'function' ? value(context) : value;
 
 /**
- * `@nestjs/throttler` with Kiln's rules: one budget per API key (else per client IP) across every
- * route and replica, submissions weighted by the jobs they carry, the IETF `RateLimit` headers,
- * and a problem document for the 429.
+ * Applies the named limits of `ThrottlerModule` with Kiln's rules: one budget per API key (else per
+ * client IP) across every route and replica, submissions weighted by the jobs they carry (`submit`
+ * counts only routes marked `@Submits()`), the IETF `RateLimit` headers, and a problem document for
+ * the 429. `@Public()` routes are not limited; `@SkipThrottle({ name: true })` and
+ * `@Throttle({ name: { limit, ttl } })` skip or override one limit on a route or controller. Of the
+ * module's options it reads each limit's `name`, `limit` and `ttl`, and the storage.
  *
- * The limits are per caller, not per route: routes opt out with `@Public()` and weigh with
- * `@Submits()`, so the throttler's route decorators are not read. Its own loop looked each of
- * them up for every limit of every request: 6 to 14 % of a submission's CPU.
+ * All the limits of a request are counted in one Redis round trip, shared with the caller's other
+ * requests of the same event-loop turn (see the storage). Without Redis it fails open.
  */
 @Injectable()
-export class RateLimitGuard extends ThrottlerGuard {
+export class RateLimitGuard implements CanActivate {
+  private readonly throttlers: readonly ThrottlerOptions[];
+  private readonly storage: RedisThrottlerStorage;
+  /** Each route's limits, read from its decorators once rather than on every request. */
+  private readonly routes = new WeakMap<object, readonly RouteLimit[]>();
+
   constructor(
-    @Inject(getOptionsToken()) options: ThrottlerModuleOptions,
-    @Inject(getStorageToken()) private readonly storage: RedisThrottlerStorage,
-    reflector: Reflector,
+    @InjectThrottlerOptions() options: ThrottlerModuleOptions,
+    @InjectThrottlerStorage() storage: ThrottlerStorage,
+    private readonly reflector: Reflector,
     private readonly config: KilnConfig,
     private readonly metrics: KilnMetrics,
     private readonly redis: RedisService,
     private readonly outages: DependencyOutages,
   ) {
-    super(options, storage, reflector);
-  }
-
-  protected override async shouldSkip(context: ExecutionContext): Promise<boolean> {
-    const { enabled, whitelist } = this.config.rateLimit;
-    if (!enabled) return true;
-    const targets = [context.getHandler(), context.getClass()];
-    if (this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE, targets)) return true;
-    const request = context.switchToHttp().getRequest<FastifyRequest>();
-    const { principal, ip } = request;
-    return Promise.resolve(
-      whitelist.ips.includes(ip) ||
-        (principal !== undefined && whitelist.keyNames.includes(principal.name)),
-    );
-  }
-
-  /** The caller's API key (as its owner id); the client's IP when auth is switched off. */
-  protected override async getTracker(request: Record<string, unknown>): Promise<string> {
-    const { principal, ip } = request as unknown as FastifyRequest;
-    return Promise.resolve(
-      principal && !this.config.auth.disabled ? `key:${principal.ownerId}` : `ip:${ip}`,
-    );
-  }
-
-  /** A caller's counters share a hash tag, so a Redis Cluster keeps them on one node. */
-  protected override generateKey(_context: ExecutionContext, tracker: string, name: string) {
-    return this.redis.key(`rate-limit:{${tracker}}:${name}`);
+    this.throttlers = Array.isArray(options) ? options : options.throttlers;
+    // Counting every limit in one round trip needs Kiln's storage, not the library's own.
+    if (!(storage instanceof RedisThrottlerStorage)) {
+      throw new Error('RateLimitGuard needs ThrottlerModule to store in RedisThrottlerStorage.');
+    }
+    this.storage = storage;
   }
 
   /**
-   * Every limit of the request is counted in one round trip. Without Redis the limits fail open:
-   * submissions keep working through a Redis outage (the reconciler enqueues them once it is
-   * back), and refusing every request would turn the outage into a full one.
+   * Without Redis the limits fail open: submissions keep working through a Redis outage (the
+   * reconciler enqueues them once it is back), and refusing every request would turn the outage
+   * into a full one.
    */
-  override async canActivate(context: ExecutionContext): Promise<boolean> {
-    if (await this.shouldSkip(context)) return true;
-    if (!this.redis.available) return true;
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    if (!this.config.rateLimit.enabled) return true;
+    const limits = this.limitsOf(context);
+    if (limits.length === 0) return true;
     const request = context.switchToHttp().getRequest<FastifyRequest>();
-    const counts = await this.countsOf(context, request);
+    if (this.isWhitelisted(request) || !this.redis.available) return true;
+    const counts = await this.countsOf(context, limits, request);
     if (counts.length === 0) return true;
     let counted;
     try {
@@ -117,7 +123,6 @@ export class RateLimitGuard extends ThrottlerGuard {
     const window = `${name} limit of ${limit} per ${windowSeconds(counts[refused]!)} s`;
     this.metrics.rateLimited.inc({ throttler: name });
     throw new ProblemError(
-      429,
       'rate-limited',
       weight > 1
         ? `This request counts ${weight} against the ${window}, and only ${remaining(refused)} remain; retry after ${retryAfter} s.`
@@ -126,31 +131,71 @@ export class RateLimitGuard extends ThrottlerGuard {
     );
   }
 
-  /** The configured limits this request counts against, with its weight in each. */
-  private async countsOf(context: ExecutionContext, request: FastifyRequest) {
-    const tracker = await this.getTracker(request as never);
+  private isWhitelisted({ principal, ip }: FastifyRequest): boolean {
+    const { whitelist } = this.config.rateLimit;
+    return (
+      whitelist.ips.includes(ip) ||
+      (principal !== undefined && whitelist.keyNames.includes(principal.name))
+    );
+  }
+
+  private limitsOf(context: ExecutionContext): readonly RouteLimit[] {
+    const handler = context.getHandler();
+    let limits = this.routes.get(handler);
+    if (!limits) {
+      limits = this.readLimits(context);
+      this.routes.set(handler, limits);
+    }
+    return limits;
+  }
+
+  private readLimits(context: ExecutionContext): RouteLimit[] {
+    const targets = [context.getHandler(), context.getClass()];
+    const read = <T>(key: string) => this.reflector.getAllAndOverride<T | undefined>(key, targets);
+    if (read<boolean>(PUBLIC_ROUTE)) return [];
+    const cost = this.reflector.get<SubmitCost | undefined>(SUBMIT_COST, context.getHandler());
+    return this.throttlers.flatMap(({ name = 'default', limit, ttl }) => {
+      if (read<boolean>(THROTTLER_SKIP + name)) return [];
+      const weight = name === SUBMIT_LIMIT ? cost : one;
+      if (!weight) return [];
+      return [
+        {
+          name,
+          limit: read<Resolvable<number>>(THROTTLER_LIMIT + name) ?? limit,
+          ttl: read<Resolvable<number>>(THROTTLER_TTL + name) ?? ttl,
+          weight,
+        },
+      ];
+    });
+  }
+
+  /** The route's limits this request counts against, with its weight in each. */
+  private async countsOf(
+    context: ExecutionContext,
+    limits: readonly RouteLimit[],
+    request: FastifyRequest,
+  ): Promise<PendingCount[]> {
+    const tracker = this.trackerOf(request);
     const counts: PendingCount[] = [];
-    for (const throttler of this.throttlers) {
-      const name = throttler.name ?? 'default';
-      const weight = this.weight(context, name, request);
-      if (weight === 0) continue;
-      const limit = resolve(throttler.limit, context);
-      const ttlMs = resolve(throttler.ttl, context);
+    for (const { name, limit, ttl, weight } of limits) {
+      const counted = weight(request.body);
+      if (counted === 0) continue;
+      const limitNow = resolve(limit, context);
+      const ttlNow = resolve(ttl, context);
       counts.push({
         name,
-        key: this.generateKey(context, tracker, name),
-        limit: typeof limit === 'number' ? limit : await limit,
-        ttlMs: typeof ttlMs === 'number' ? ttlMs : await ttlMs,
-        weight,
+        // A caller's counters share a hash tag, so a Redis Cluster keeps them on one node.
+        key: this.redis.key(`rate-limit:{${tracker}}:${name}`),
+        limit: typeof limitNow === 'number' ? limitNow : await limitNow,
+        ttlMs: typeof ttlNow === 'number' ? ttlNow : await ttlNow,
+        weight: counted,
       });
     }
     return counts;
   }
 
-  /** The submit limit counts only submissions, by the jobs they carry; the others count 1. */
-  private weight(context: ExecutionContext, name: string, request: FastifyRequest): number {
-    if (name !== 'submit') return 1;
-    const cost = this.reflector.get<SubmitCost | undefined>(SUBMIT_COST, context.getHandler());
-    return cost ? cost(request.body) : 0;
+  /** The caller's API key (as its owner id); the client's IP when auth is switched off. */
+  private trackerOf({ principal, ip }: FastifyRequest): string {
+    return principal && !this.config.auth.disabled ? `key:${principal.ownerId}` : `ip:${ip}`;
   }
 }

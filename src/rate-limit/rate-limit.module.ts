@@ -4,6 +4,7 @@ import type { FastifyRequest } from 'fastify';
 import { KilnConfig } from '../config/config.js';
 import { RedisService } from '../redis/redis.service.js';
 import { RedisThrottlerStorage } from './redis-throttler.storage.js';
+import { SUBMIT_LIMIT } from './submit-cost.decorator.js';
 
 const callerLimits = (context: ExecutionContext) =>
   context.switchToHttp().getRequest<FastifyRequest>().principal?.limits;
@@ -38,7 +39,7 @@ const callerLimits = (context: ExecutionContext) =>
               limit: (context) => callerLimits(context)?.perMinute ?? perMinute,
             },
             {
-              name: 'submit',
+              name: SUBMIT_LIMIT,
               ttl: 60_000,
               limit: (context) => callerLimits(context)?.submitPerMinute ?? submitPerMinute,
             },

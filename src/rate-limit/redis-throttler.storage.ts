@@ -99,7 +99,10 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
     return new Promise((resolve, reject) => waiting.push({ resolve, reject }));
   }
 
-  /** The throttler's own interface, for one request of weight 1 against one limit. */
+  /**
+   * `ThrottlerStorage`'s one method, which makes this the module's `storage`: one request of weight
+   * 1 against one limit. Kiln's guard counts through `count`.
+   */
   async increment(key: string, ttl: number, limit: number) {
     const { used, resetMs, refused } = await this.count([{ key, ttlMs: ttl, limit, weight: 1 }]);
     const seconds = Math.ceil((resetMs[0] ?? ttl) / 1000);

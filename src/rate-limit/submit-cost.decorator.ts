@@ -2,6 +2,9 @@ import { SetMetadata } from '@nestjs/common';
 
 export const SUBMIT_COST = 'kiln:submit-cost';
 
+/** The named limit that counts submissions, and only on routes marked `@Submits()`. */
+export const SUBMIT_LIMIT = 'submit';
+
 /** How many jobs a request submits, read from its body; counted against the submit limit. */
 export type SubmitCost = (body: unknown) => number;
 

@@ -6,7 +6,7 @@ import { OUTAGE_RETRY_AFTER_S, ProblemError, dependencyUnavailable } from '../co
 import { PROBLEM_CONTENT_TYPE } from '../common/problem-details.filter.js';
 import type { Dependency } from '../common/unavailable.js';
 
-const STARTING = new ProblemError(503, 'starting', 'Kiln is starting; retry in a few seconds.', {
+const STARTING = new ProblemError('starting', 'Kiln is starting; retry in a few seconds.', {
   headers: { 'retry-after': String(OUTAGE_RETRY_AFTER_S) },
 });
 
