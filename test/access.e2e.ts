@@ -1,10 +1,10 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { ApiKeys } from '../src/auth/api-keys.service.js';
 import type { JobView } from '../src/jobs/job.dto.js';
-import { TEST_ENV, TestKiln, resetState, sql } from './support/kiln.js';
+import { TEST_ENV, TestKiln, sql, useKiln } from './support/kiln.js';
 
 const run = promisify(execFile);
 
@@ -19,18 +19,15 @@ async function cli(...args: string[]): Promise<string> {
 const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
 
 describe('API keys', () => {
-  let kiln: TestKiln;
+  const kiln = useKiln({ AUTH_CACHE_MS: '0' });
   let alice: string;
   let bob: string;
 
   beforeAll(async () => {
-    await resetState();
-    kiln = await TestKiln.start({ AUTH_CACHE_MS: '0' });
     const keys = kiln.app.get(ApiKeys);
     alice = (await keys.create({ name: 'alice', role: 'client' })).key;
     bob = (await keys.create({ name: 'bob', role: 'client' })).key;
   });
-  afterAll(() => kiln.close());
 
   it('answers 401 without a key, or with an unknown one, as problem+json', async () => {
     for (const headers of [

@@ -3,13 +3,13 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { DataSource } from 'typeorm';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { ArtifactStore } from '../src/artifacts/artifact-store.service.js';
 import type { CleanupReport } from '../src/cleanup/cleanup.service.js';
 import { withAdvisoryLock } from '../src/database/advisory-lock.js';
 import { PROCESS_GROUPS_DIR } from '../src/process/process-groups.js';
 import { JobQueue } from '../src/jobs/job-queue.service.js';
-import { TestKiln, resetState, sql } from './support/kiln.js';
+import { TestKiln, resetState, sql, useKiln } from './support/kiln.js';
 
 const sha = (digit: string) => digit.repeat(64);
 
@@ -67,12 +67,7 @@ async function runCleanup(kiln: TestKiln): Promise<CleanupReport> {
 }
 
 describe('cleanup', () => {
-  let kiln: TestKiln;
-
-  beforeAll(async () => {
-    kiln = await TestKiln.start({ KILN_ROLE: 'api' });
-  });
-  afterAll(() => kiln.close());
+  const kiln = useKiln({ KILN_ROLE: 'api' });
   beforeEach(async () => {
     await resetState();
     const { tempDir } = kiln.config.storage;
@@ -154,13 +149,7 @@ describe('cleanup', () => {
 });
 
 describe('cleanup of BullMQ entries', () => {
-  let kiln: TestKiln;
-
-  beforeAll(async () => {
-    await resetState();
-    kiln = await TestKiln.start({ MAX_RETRIES: '0', QUEUE_RETENTION: '0' });
-  });
-  afterAll(() => kiln.close());
+  const kiln = useKiln({ MAX_RETRIES: '0', QUEUE_RETENTION: '0' });
 
   it('removes failed entries past retention', async () => {
     const { body } = await kiln.submit('test', { failTimes: 1 });

@@ -1,8 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN_KEY, TEST_ENV, TestKiln, resetState } from './support/kiln.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ADMIN_KEY, TEST_ENV, TestKiln, useKiln } from './support/kiln.js';
 import { freePort } from './support/ports.js';
 
 const ORIGIN = 'https://app.example';
@@ -20,17 +20,11 @@ const preflight = (kiln: TestKiln, origin: string) =>
   });
 
 describe('with CORS_ORIGINS set', () => {
-  let kiln: TestKiln;
-
-  beforeAll(async () => {
-    await resetState();
-    kiln = await TestKiln.start({
-      KILN_ROLE: 'api',
-      CORS_ORIGINS: `${ORIGIN}, https://other.example`,
-      BODY_LIMIT_BYTES: '4096',
-    });
+  const kiln = useKiln({
+    KILN_ROLE: 'api',
+    CORS_ORIGINS: `${ORIGIN}, https://other.example`,
+    BODY_LIMIT_BYTES: '4096',
   });
-  afterAll(() => kiln.close());
 
   it('sends security headers on API responses and problem documents', async () => {
     for (const path of ['/api/v1/generators', '/api/v1/nothing-here', '/health/live']) {

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestKiln, resetState, sql } from './support/kiln.js';
+import { TestKiln, resetState, sql, startForTest, useKiln } from './support/kiln.js';
 import { OwnRedis } from './support/redis-server.js';
 
 const fakeNvidiaSmi = (name: string) => resolve('test/fixtures/nvidia-smi', name, 'nvidia-smi');
@@ -34,13 +34,7 @@ async function untilGpuPolled(kiln: TestKiln): Promise<Report> {
 }
 
 describe('health on a machine without a GPU', () => {
-  let kiln: TestKiln;
-
-  beforeAll(async () => {
-    await resetState();
-    kiln = await TestKiln.start();
-  });
-  afterAll(() => kiln.close());
+  const kiln = useKiln();
 
   it('is live and ready, outside the API prefix and without caching', async () => {
     const live = await kiln.fetch('/health/live');
@@ -134,12 +128,7 @@ describe('health when Redis goes away', () => {
 });
 
 describe('health with too little free disk', () => {
-  let kiln: TestKiln;
-
-  beforeAll(async () => {
-    kiln = await TestKiln.start({ KILN_ROLE: 'api', DISK_MIN_FREE_PERCENT: '100' });
-  });
-  afterAll(() => kiln.close());
+  const kiln = useKiln({ KILN_ROLE: 'api', DISK_MIN_FREE_PERCENT: '100' });
 
   it('is not ready, and says which directory is short', async () => {
     const ready = await get<Probe>(kiln, '/health/ready');
@@ -218,7 +207,7 @@ describe('GPU health from nvidia-smi', () => {
 
 describe('readiness during shutdown', () => {
   it('turns readiness off first while the API still serves', async () => {
-    const kiln = await TestKiln.start({ KILN_ROLE: 'api', SHUTDOWN_READINESS_DELAY_MS: '1000' });
+    const kiln = await startForTest({ KILN_ROLE: 'api', SHUTDOWN_READINESS_DELAY_MS: '1000' });
     const closing = kiln.close();
     await sleep(100);
     const ready = await get<Probe>(kiln, '/health/ready');

@@ -1,7 +1,7 @@
 import { connect } from 'node:net';
 import { gzipSync } from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestKiln, parseEvents, resetState } from './support/kiln.js';
+import { describe, expect, it } from 'vitest';
+import { type TestKiln, parseEvents, useKiln } from './support/kiln.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const TIMEOUT_MS = 1_000;
@@ -31,13 +31,7 @@ function exchange(
 }
 
 describe('HTTP edges', () => {
-  let kiln: TestKiln;
-
-  beforeAll(async () => {
-    await resetState();
-    kiln = await TestKiln.start({ HTTP_REQUEST_TIMEOUT: `${TIMEOUT_MS}ms` });
-  });
-  afterAll(() => kiln.close());
+  const kiln = useKiln({ HTTP_REQUEST_TIMEOUT: `${TIMEOUT_MS}ms` });
 
   const submit = (body: string | Buffer, headers: Record<string, string> = {}) =>
     kiln.fetch('/api/v1/jobs', {

@@ -1,18 +1,12 @@
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseWavHeader } from '../src/generation/generators/music/wav.js';
 import type { JobEvent } from '../src/jobs/job-events.service.js';
 import type { JobView } from '../src/jobs/job.dto.js';
 import { REDIS_URL, TEST_PREFIX } from './support/env.js';
-import { TestKiln, parseEvents, resetState, sql } from './support/kiln.js';
+import { TestKiln, parseEvents, resetState, sql, useKiln } from './support/kiln.js';
 
-let kiln: TestKiln;
-
-beforeAll(async () => {
-  await resetState();
-  kiln = await TestKiln.start();
-});
-afterAll(() => kiln.close());
+const kiln = useKiln();
 
 describe('submit, run and download', () => {
   it('turns a music request into a WAV of the requested length', async () => {

@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { MetricsSummary } from '../src/admin/metrics-summary.dto.js';
-import { TestKiln, resetState, sql } from './support/kiln.js';
+import { type TestKiln, sql, useKiln } from './support/kiln.js';
 
 const scrape = async (kiln: TestKiln, headers: Record<string, string> = {}) => {
   const response = await kiln.fetch('/metrics', { headers });
@@ -8,13 +8,7 @@ const scrape = async (kiln: TestKiln, headers: Record<string, string> = {}) => {
 };
 
 describe('GET /metrics', () => {
-  let kiln: TestKiln;
-
-  beforeAll(async () => {
-    await resetState();
-    kiln = await TestKiln.start();
-  });
-  afterAll(() => kiln.close());
+  const kiln = useKiln();
 
   it('exposes the process defaults and Kiln metrics after a job runs, labelled by route template', async () => {
     const { body } = await kiln.submit('test', { holdMs: 20 });
@@ -49,12 +43,7 @@ describe('GET /metrics', () => {
 
 describe('GET /metrics with METRICS_TOKEN', () => {
   const token = 'scrape-token-0123456789';
-  let kiln: TestKiln;
-
-  beforeAll(async () => {
-    kiln = await TestKiln.start({ KILN_ROLE: 'api', METRICS_TOKEN: token });
-  });
-  afterAll(() => kiln.close());
+  const kiln = useKiln({ KILN_ROLE: 'api', METRICS_TOKEN: token });
 
   it('answers only the bearer of the token', async () => {
     const anonymous = await kiln.fetch('/metrics');
@@ -85,13 +74,7 @@ async function seedJob(status: string, wait: number | null, run: number | null):
 }
 
 describe('GET /api/v1/admin/metrics/summary', () => {
-  let kiln: TestKiln;
-
-  beforeAll(async () => {
-    await resetState();
-    kiln = await TestKiln.start({ KILN_ROLE: 'api' });
-  });
-  afterAll(() => kiln.close());
+  const kiln = useKiln({ KILN_ROLE: 'api' });
 
   it('computes exact percentiles per kind and request percentiles per route', async () => {
     const completed = [

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobView } from '../src/jobs/job.dto.js';
 import { CogServer } from './support/cog-server.js';
-import { TestKiln, resetState, sql } from './support/kiln.js';
+import { TestKiln, resetState, sql, startForTest, useKiln } from './support/kiln.js';
 import { freePort } from './support/ports.js';
 import { fileWritten, gone, waitUntilGone } from './support/processes.js';
 
@@ -42,29 +42,23 @@ const command = (extra: Record<string, unknown> = {}) => ({
 const childPid = async (pidFile: string) => Number(await fileWritten(pidFile));
 
 describe('command generators', () => {
-  let kiln: TestKiln;
-
-  beforeAll(async () => {
-    await resetState();
-    kiln = await TestKiln.start({
-      COMMAND_GENERATORS: JSON.stringify({
-        'echo-model': command(),
-        'slow-model': command(),
-        'gone-model': command({ path: '/nonexistent/model.py' }),
-        // Relative to Kiln's working directory, not to the job's temp dir the command runs in.
-        'relative-model': command({ path: relative(process.cwd(), process.execPath) }),
-      }),
-      JOB_TIMEOUT_MS_BY_KIND: 'slow-model=1500',
-      MAX_RETRIES_BY_KIND: 'echo-model=0,slow-model=0,relative-model=0',
-      COMMAND_KILL_GRACE_MS: '3000',
-      // Kiln's environment: what a command may see, and secrets it must not.
-      LANG: 'C.UTF-8',
-      CUDA_VISIBLE_DEVICES: '',
-      AWS_SECRET_ACCESS_KEY: 'aws-secret',
-      PGPASSWORD: 'pg-secret',
-    });
+  const kiln = useKiln({
+    COMMAND_GENERATORS: JSON.stringify({
+      'echo-model': command(),
+      'slow-model': command(),
+      'gone-model': command({ path: '/nonexistent/model.py' }),
+      // Relative to Kiln's working directory, not to the job's temp dir the command runs in.
+      'relative-model': command({ path: relative(process.cwd(), process.execPath) }),
+    }),
+    JOB_TIMEOUT_MS_BY_KIND: 'slow-model=1500',
+    MAX_RETRIES_BY_KIND: 'echo-model=0,slow-model=0,relative-model=0',
+    COMMAND_KILL_GRACE_MS: '3000',
+    // Kiln's environment: what a command may see, and secrets it must not.
+    LANG: 'C.UTF-8',
+    CUDA_VISIBLE_DEVICES: '',
+    AWS_SECRET_ACCESS_KEY: 'aws-secret',
+    PGPASSWORD: 'pg-secret',
   });
-  afterAll(() => kiln.close());
 
   it('runs the script with the input on stdin, its progress reaching the job, its file the result', async () => {
     const { body } = await kiln.submit('echo-model', {
@@ -208,7 +202,7 @@ describe('a command running at shutdown', () => {
   beforeAll(resetState);
 
   it('is killed, past its SIGTERM grace, before the worker hands its job back and stops', async () => {
-    const kiln = await TestKiln.start({
+    const kiln = await startForTest({
       COMMAND_GENERATORS: JSON.stringify({ 'echo-model': command() }),
       SHUTDOWN_GRACE_MS: '200',
       COMMAND_KILL_GRACE_MS: '1000',
@@ -435,21 +429,13 @@ describe('model servers', () => {
 });
 
 describe('GPU and CPU pools', () => {
-  let api: TestKiln;
+  // By default a worker that finds no GPU serves the CPU queue only: GPU work waits for a GPU
+  // worker.
+  const api = useKiln({
+    COMMAND_GENERATORS: JSON.stringify({ 'gpu-model': command({ resources: 'gpu' }) }),
+  });
   let gpuWorker: TestKiln | undefined;
-
-  beforeAll(async () => {
-    await resetState();
-    // By default a worker that finds no GPU serves the CPU queue only: GPU work waits for a GPU
-    // worker.
-    api = await TestKiln.start({
-      COMMAND_GENERATORS: JSON.stringify({ 'gpu-model': command({ resources: 'gpu' }) }),
-    });
-  });
-  afterAll(async () => {
-    await gpuWorker?.close();
-    await api.close();
-  });
+  afterAll(() => gpuWorker?.close());
 
   it('leaves a GPU job to a GPU worker, and CPU-only workers never run it', async () => {
     const gpuJob = await api.submit('gpu-model', { prompt: 'on the gpu', steps: 1 });

@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { processGroupsDir, recordGroup } from '../src/process/process-groups.js';
 import { CogServer } from './support/cog-server.js';
-import { TEST_ENV, TestKiln, resetState } from './support/kiln.js';
+import { TEST_ENV, TestKiln, resetState, useKiln } from './support/kiln.js';
 import {
   fileWritten,
   gone,
@@ -42,12 +42,7 @@ afterEach(async () => {
 });
 
 describe('a command whose worker is killed', () => {
-  let api: TestKiln;
-  beforeAll(async () => {
-    await resetState();
-    api = await TestKiln.start({ KILN_ROLE: 'api', COMMAND_GENERATORS: COMMANDS });
-  });
-  afterAll(() => api.close());
+  const api = useKiln({ KILN_ROLE: 'api', COMMAND_GENERATORS: COMMANDS });
 
   it('is killed by its supervisor, its own child too, within seconds', async () => {
     worker = await startWorkerProcess({

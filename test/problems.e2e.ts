@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestKiln, resetState, sql } from './support/kiln.js';
+import { describe, expect, it } from 'vitest';
+import { sql, useKiln } from './support/kiln.js';
 
 interface Problem {
   type: string;
@@ -11,13 +11,7 @@ interface Problem {
   errors?: ({ pointer: string } | { parameter: string })[] & { detail: string }[];
 }
 
-let kiln: TestKiln;
-
-beforeAll(async () => {
-  await resetState();
-  kiln = await TestKiln.start({ KILN_ROLE: 'api', BODY_LIMIT_BYTES: '4096' });
-});
-afterAll(() => kiln.close());
+const kiln = useKiln({ KILN_ROLE: 'api', BODY_LIMIT_BYTES: '4096' });
 
 async function expectProblem(response: globalThis.Response, status: number): Promise<Problem> {
   expect(response.status).toBe(status);

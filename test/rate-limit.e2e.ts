@@ -1,9 +1,9 @@
 import { getStorageToken } from '@nestjs/throttler';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { ApiKeys } from '../src/auth/api-keys.service.js';
 import type { RedisThrottlerStorage } from '../src/rate-limit/redis-throttler.storage.js';
 import { RedisService } from '../src/redis/redis.service.js';
-import { TestKiln, resetState } from './support/kiln.js';
+import { TestKiln, resetState, startForTest, useKiln } from './support/kiln.js';
 
 /** Limits under test, nothing whitelisted, and the other limits out of the way. */
 const LIMITED = {
@@ -21,15 +21,10 @@ async function submitAs(kiln: TestKiln, key: string) {
 }
 
 describe('rate limits', () => {
-  let kiln: TestKiln;
+  const kiln = useKiln(LIMITED);
   let alice: string;
   let bob: string;
 
-  beforeAll(async () => {
-    await resetState();
-    kiln = await TestKiln.start(LIMITED);
-  });
-  afterAll(() => kiln.close());
   beforeEach(async () => {
     await resetState();
     const keys = kiln.app.get(ApiKeys);
@@ -152,26 +147,21 @@ describe('the burst limit', () => {
 describe('the whitelist', () => {
   it('lets whitelisted addresses and keys through without limit', async () => {
     await resetState();
-    const byIp = await TestKiln.start({
+    const byIp = await startForTest({
       ...LIMITED,
       RATE_LIMIT_WHITELIST: '127.0.0.1,::1,::ffff:127.0.0.1',
     });
-    const byKey = await TestKiln.start({ ...LIMITED, RATE_LIMIT_WHITELIST: 'vip' });
-    try {
-      const keys = byIp.app.get(ApiKeys);
-      const client = (await keys.create({ name: 'someone', role: 'client' })).key;
-      const vip = (await keys.create({ name: 'vip', role: 'client' })).key;
-      for (let i = 0; i < 5; i++) {
-        expect((await submitAs(byIp, client)).status).toBe(202);
-        expect((await submitAs(byKey, vip)).status).toBe(202);
-      }
-      expect((await submitAs(byKey, client)).status).toBe(202);
-      for (let i = 0; i < 3; i++) await submitAs(byKey, client);
-      expect((await submitAs(byKey, client)).status).toBe(429);
-    } finally {
-      await byKey.close();
-      await byIp.close();
+    const byKey = await startForTest({ ...LIMITED, RATE_LIMIT_WHITELIST: 'vip' });
+    const keys = byIp.app.get(ApiKeys);
+    const client = (await keys.create({ name: 'someone', role: 'client' })).key;
+    const vip = (await keys.create({ name: 'vip', role: 'client' })).key;
+    for (let i = 0; i < 5; i++) {
+      expect((await submitAs(byIp, client)).status).toBe(202);
+      expect((await submitAs(byKey, vip)).status).toBe(202);
     }
+    expect((await submitAs(byKey, client)).status).toBe(202);
+    for (let i = 0; i < 3; i++) await submitAs(byKey, client);
+    expect((await submitAs(byKey, client)).status).toBe(429);
   });
 });
 

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { JobQueue } from '../src/jobs/job-queue.service.js';
 import { JobReconciler } from '../src/jobs/job-reconciler.service.js';
 import { TEST_PREFIX } from './support/env.js';
-import { TestKiln, deleteRedisKeys, resetState, sql } from './support/kiln.js';
+import { TestKiln, deleteRedisKeys, resetState, sql, useKiln } from './support/kiln.js';
 import { OwnPostgres } from './support/postgres-server.js';
 import { TestGenerator } from './support/test.generator.js';
 
@@ -52,18 +52,8 @@ describe('a claim while PostgreSQL is down', () => {
 });
 
 describe('the reconciler and a running attempt', () => {
-  let api: TestKiln;
-  let worker: TestKiln;
-
-  beforeAll(async () => {
-    await resetState();
-    api = await TestKiln.start({ KILN_ROLE: 'api' });
-    worker = await TestKiln.start({ KILN_ROLE: 'worker' });
-  });
-  afterAll(async () => {
-    await worker.close();
-    await api.close();
-  });
+  const api = useKiln({ KILN_ROLE: 'api' });
+  useKiln({ KILN_ROLE: 'worker' }, { reset: false });
   beforeEach(resetState);
 
   it('does not start a second attempt of a job whose lease is live after Redis lost its keys', async () => {
