@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
+import { testJob } from './support/builders.js';
 import { ADMIN_KEY, TEST_ENV, TestKiln, useKiln } from './support/kiln.js';
 import { freePort } from './support/ports.js';
 
@@ -120,7 +121,7 @@ describe('with CORS_ORIGINS set', () => {
     const response = await kiln.fetch('/api/v1/jobs', {
       method: 'POST',
       headers: { 'content-type': 'application/json', origin: ORIGIN },
-      body: JSON.stringify({ kind: 'test', input: { padding: 'x'.repeat(10_000) } }),
+      body: JSON.stringify(testJob({ padding: 'x'.repeat(10_000) })),
     });
     expect(response.status).toBe(413);
     expect(header(response, 'content-type')).toMatch(/^application\/problem\+json/);

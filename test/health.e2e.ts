@@ -1,10 +1,8 @@
-import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestKiln, resetState, sql, startForTest, useKiln } from './support/kiln.js';
+import { fakeNvidiaSmi, insertJob } from './support/builders.js';
+import { TestKiln, resetState, startForTest, useKiln } from './support/kiln.js';
 import { OwnRedis } from './support/redis-server.js';
-
-const fakeNvidiaSmi = (name: string) => resolve('test/fixtures/nvidia-smi', name, 'nvidia-smi');
 
 interface Probe {
   status: string;
@@ -76,10 +74,7 @@ describe('health on a machine without a GPU', () => {
   it('degrades when the backlog passes its threshold', async () => {
     const busy = await TestKiln.start({ KILN_ROLE: 'api', QUEUE_BACKLOG_THRESHOLD: '1' });
     try {
-      await sql(
-        `INSERT INTO jobs (kind, input, input_hash, generator_version, max_attempts, owner_id)
-         SELECT 'test', '{}', 'h', '1', 1, 'seed' FROM generate_series(1, 2)`,
-      );
+      await Promise.all([insertJob(), insertJob()]);
       const { body } = await get<Report>(busy, '/health');
       expect(body.checks.queue).toMatchObject({
         status: 'degraded',

@@ -1,6 +1,7 @@
 import { connect } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
+import { testJob } from './support/builders.js';
 import { type TestKiln, parseEvents, useKiln } from './support/kiln.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -116,7 +117,7 @@ describe('HTTP edges', () => {
   });
 
   describe('JSON bodies', () => {
-    const job = JSON.stringify({ kind: 'test', input: {} });
+    const job = JSON.stringify(testJob());
 
     it('refuses a Content-Encoding with 415 naming it', async () => {
       for (const encoding of ['gzip', 'br', 'deflate']) {
@@ -151,7 +152,7 @@ describe('HTTP edges', () => {
 
     it('reads valid UTF-8 as it is', async () => {
       const tag = 'café ✓ 音';
-      const response = await submit(JSON.stringify({ kind: 'test', input: { tag } }));
+      const response = await submit(JSON.stringify(testJob({ tag })));
       expect(response.status).toBe(202);
       const { id } = (await response.json()) as { id: string };
       const { body } = await kiln.request<{ input: { tag: string } }>('GET', `/jobs/${id}`);

@@ -4,6 +4,7 @@ import { join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobView } from '../src/jobs/job.dto.js';
+import { fakeNvidiaSmi } from './support/builders.js';
 import { CogServer } from './support/cog-server.js';
 import { TestKiln, resetState, sql, startForTest, useKiln } from './support/kiln.js';
 import { freePort } from './support/ports.js';
@@ -429,13 +430,21 @@ describe('model servers', () => {
 });
 
 describe('GPU and CPU pools', () => {
+  const GPU_COMMANDS = JSON.stringify({ 'gpu-model': command({ resources: 'gpu' }) });
   // By default a worker that finds no GPU serves the CPU queue only: GPU work waits for a GPU
   // worker.
-  const api = useKiln({
-    COMMAND_GENERATORS: JSON.stringify({ 'gpu-model': command({ resources: 'gpu' }) }),
-  });
+  const api = useKiln({ COMMAND_GENERATORS: GPU_COMMANDS });
   let gpuWorker: TestKiln | undefined;
   afterAll(() => gpuWorker?.close());
+
+  /** A worker as on a GPU node, with two GPUs the fake nvidia-smi reports. */
+  const startGpuWorker = (env: Record<string, string> = {}) =>
+    TestKiln.start({
+      KILN_ROLE: 'worker',
+      NVIDIA_SMI_PATH: fakeNvidiaSmi('ok'),
+      COMMAND_GENERATORS: GPU_COMMANDS,
+      ...env,
+    });
 
   it('leaves a GPU job to a GPU worker, and CPU-only workers never run it', async () => {
     const gpuJob = await api.submit('gpu-model', { prompt: 'on the gpu', steps: 1 });
@@ -446,13 +455,7 @@ describe('GPU and CPU pools', () => {
     const waiting = await api.request('GET', `/jobs/${gpuJob.body.id}`);
     expect(waiting.body).toMatchObject({ status: 'pending', attempts: 0 });
 
-    gpuWorker = await TestKiln.start({
-      KILN_ROLE: 'worker',
-      KILN_WORKER_QUEUES: 'gpu',
-      // A GPU the fake nvidia-smi reports, as on a GPU node.
-      NVIDIA_SMI_PATH: join(import.meta.dirname, 'fixtures/nvidia-smi/ok/nvidia-smi'),
-      COMMAND_GENERATORS: JSON.stringify({ 'gpu-model': command({ resources: 'gpu' }) }),
-    });
+    gpuWorker = await startGpuWorker({ KILN_WORKER_QUEUES: 'gpu' });
     const done = await api.waitForStatus(gpuJob.body.id, 'completed');
     expect(done.attempts).toBe(1);
   });
@@ -469,13 +472,7 @@ describe('GPU and CPU pools', () => {
       );
       ids.push({ id: body.id, priority });
     }
-    gpuWorker = await TestKiln.start({
-      KILN_ROLE: 'worker',
-      KILN_WORKER_QUEUES: 'gpu',
-      GPU_CONCURRENCY: '1',
-      NVIDIA_SMI_PATH: join(import.meta.dirname, 'fixtures/nvidia-smi/ok/nvidia-smi'),
-      COMMAND_GENERATORS: JSON.stringify({ 'gpu-model': command({ resources: 'gpu' }) }),
-    });
+    gpuWorker = await startGpuWorker({ KILN_WORKER_QUEUES: 'gpu', GPU_CONCURRENCY: '1' });
     const done: JobView[] = [];
     for (const { id } of ids) done.push(await api.waitForStatus(id, 'completed'));
     const order = done
@@ -486,12 +483,8 @@ describe('GPU and CPU pools', () => {
 
   it('gives each running GPU job a GPU of its own', async () => {
     await gpuWorker?.close();
-    gpuWorker = await TestKiln.start({
-      KILN_ROLE: 'worker',
-      // Two GPUs, so one job per GPU by default.
-      NVIDIA_SMI_PATH: join(import.meta.dirname, 'fixtures/nvidia-smi/ok/nvidia-smi'),
-      COMMAND_GENERATORS: JSON.stringify({ 'gpu-model': command({ resources: 'gpu' }) }),
-    });
+    // Two GPUs, so one job per GPU by default.
+    gpuWorker = await startGpuWorker();
     const submitted = await Promise.all(
       ['a', 'b'].map((prompt) => api.submit('gpu-model', { prompt, steps: 4, stepMs: 150 })),
     );
@@ -511,10 +504,7 @@ describe('GPU and CPU pools', () => {
 
   it('refuses GPU work where this process must serve the GPU queue without a GPU', async () => {
     await TestKiln.using(
-      {
-        KILN_WORKER_QUEUES: 'cpu,gpu',
-        COMMAND_GENERATORS: JSON.stringify({ 'gpu-model': command({ resources: 'gpu' }) }),
-      },
+      { KILN_WORKER_QUEUES: 'cpu,gpu', COMMAND_GENERATORS: GPU_COMMANDS },
       async (alone) => {
         const refused = await alone.submit('gpu-model', { prompt: 'x' });
         expect(refused.status).toBe(503);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { testJob } from './support/builders.js';
 import { sql, useKiln } from './support/kiln.js';
 
 interface Problem {
@@ -123,7 +124,7 @@ describe('bad input is a clear 4xx problem document, never a 500', () => {
     const response = await kiln.fetch('/api/v1/jobs', {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'idempotency-key': 'k'.repeat(300) },
-      body: JSON.stringify({ kind: 'test', input: {} }),
+      body: JSON.stringify(testJob()),
     });
     await expectProblem(response, 400);
   });
