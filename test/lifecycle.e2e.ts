@@ -33,7 +33,7 @@ describe('cancel', () => {
 
   it('aborts a running job in another process through its signal', async () => {
     const { body } = await api.submit('test', { holdMs: 10_000 });
-    await api.waitForJob(body.id, (job) => job.status === 'processing' && job.progress > 0);
+    await api.waitForProgress(body.id);
 
     const cancel = await api.request('DELETE', `/jobs/${body.id}`);
     expect(cancel.status).toBe(202);
@@ -214,7 +214,7 @@ describe('graceful shutdown', () => {
     const api = await startForTest({ KILN_ROLE: 'api' });
     const worker = await startForTest({ KILN_ROLE: 'worker', SHUTDOWN_GRACE_MS: '200' });
     const { body } = await api.submit('test', { holdMs: 1_500 });
-    await api.waitForJob(body.id, (job) => job.status === 'processing' && job.progress > 0);
+    await api.waitForProgress(body.id);
     await worker.close();
     const handedBack = await api.request('GET', `/jobs/${body.id}`);
     expect(handedBack.body).toMatchObject({ status: 'pending', step: 'queued', attempts: 0 });

@@ -141,7 +141,7 @@ describe('command generators', () => {
 
   it('kills the whole process group on cancel: no child is left behind', async () => {
     const { id, pid } = await hangingJob('echo-model');
-    await kiln.waitForJob(id, (job) => job.status === 'processing' && job.progress > 0);
+    await kiln.waitForProgress(id);
     expect((await kiln.request('DELETE', `/jobs/${id}`)).status).toBe(202);
     await kiln.waitForStatus(id, 'cancelled');
     await waitUntilGone(pid);
@@ -161,7 +161,7 @@ describe('command generators', () => {
       lingerMs: 1_000,
       termFile,
     });
-    await kiln.waitForJob(body.id, (job) => job.status === 'processing' && job.progress > 0);
+    await kiln.waitForProgress(body.id);
     expect((await kiln.request('DELETE', `/jobs/${body.id}`)).status).toBe(202);
     const pid = await childPid(termFile);
     // The slot is not free while the script runs: the job is unsettled, its temp dir in place.
@@ -216,7 +216,7 @@ describe('a command running at shutdown', () => {
       onTerm: 'ignore',
       termFile,
     });
-    await kiln.waitForJob(body.id, (job) => job.status === 'processing' && job.progress > 0);
+    await kiln.waitForProgress(body.id);
     await kiln.close();
     expect(gone(await childPid(termFile))).toBe(true);
     const [row] = await sql<{ status: string }>('SELECT status FROM jobs WHERE id = $1', [body.id]);
@@ -374,7 +374,7 @@ describe('model servers', () => {
 
   it('cancels the prediction on the server when the job is cancelled', async () => {
     const { body } = await kiln.submit('cog-model', { text: 'z', mode: 'hang' });
-    await kiln.waitForJob(body.id, (job) => job.status === 'processing' && job.progress > 0);
+    await kiln.waitForProgress(body.id);
     await kiln.request('DELETE', `/jobs/${body.id}`);
     await kiln.waitForStatus(body.id, 'cancelled');
     await eventually(() => predictionsOf('z')[0]?.status === 'canceled', 'prediction cancelled');

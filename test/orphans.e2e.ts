@@ -140,7 +140,7 @@ describe('a prediction whose worker is killed', () => {
   it('is cancelled by the next attempt before that one starts its own', async () => {
     worker = await startWorkerProcess({ MODEL_SERVERS: models() });
     const { body } = await api.submit('cog-model', { text: 'left behind', mode: 'hang' });
-    await api.waitForJob(body.id, (job) => job.status === 'processing' && job.progress > 0);
+    await api.waitForProgress(body.id);
     await killHard(worker);
     const first = cog.predictions.get(`${body.id}-1`);
     expect(first?.status).toBe('processing');

@@ -59,7 +59,7 @@ describe('the reconciler and a running attempt', () => {
   it('does not start a second attempt of a job whose lease is live after Redis lost its keys', async () => {
     // Longer than the lease (JOB_LOCK_MS, 2 s in tests): the worker must keep renewing it.
     const { body } = await api.submit('test', { holdMs: 5_000, tag: 'live-lease' });
-    await api.waitForJob(body.id, (job) => job.status === 'processing' && job.progress > 0);
+    await api.waitForProgress(body.id);
     expect(await deleteRedisKeys(`${TEST_PREFIX}:*`)).toBeGreaterThan(0);
 
     const reconciler = api.app.get(JobReconciler);
@@ -88,7 +88,7 @@ describe('the reconciler and a running attempt', () => {
 
   it('stops an attempt that lost its lease, which then writes nothing', async () => {
     const { body } = await api.submit('test', { holdMs: 4_000, tag: 'superseded' });
-    await api.waitForJob(body.id, (job) => job.status === 'processing' && job.progress > 0);
+    await api.waitForProgress(body.id);
     // Another worker took the job over, as after a lease that lapsed while this one was stuck.
     await sql(`UPDATE jobs SET attempts = attempts + 1 WHERE id = $1`, [body.id]);
 

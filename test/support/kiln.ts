@@ -150,6 +150,11 @@ export class TestKiln {
     return this.waitForJob(id, (job) => job.status === status, timeoutMs);
   }
 
+  /** Polls until the job runs and has reported progress: its generator is at work. */
+  waitForProgress(id: string): Promise<JobView> {
+    return this.waitForJob(id, (job) => job.status === 'processing' && job.progress > 0);
+  }
+
   /** Closes the app, if it started; a second call waits for the same close. */
   close(): Promise<void> {
     this.closing ??= this.started?.app.close() ?? Promise.resolve();
