@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fakeNvidiaSmi, insertJob } from './support/builders.js';
-import { TestKiln, resetState, startForTest, useKiln } from './support/kiln.js';
+import { TEST_PREFIX } from './support/env.js';
+import { TestKiln, deleteRedisKeys, resetState, startForTest, useKiln } from './support/kiln.js';
 import { OwnRedis } from './support/redis-server.js';
 
 interface Probe {
@@ -72,7 +73,14 @@ describe('health on a machine without a GPU', () => {
   });
 
   it('degrades when the backlog passes its threshold', async () => {
-    const busy = await TestKiln.start({ KILN_ROLE: 'api', QUEUE_BACKLOG_THRESHOLD: '1' });
+    // A queue no worker reads: the seeded jobs stay pending even if its reconciler, which runs
+    // once as it boots, finds and enqueues them.
+    const prefix = `${TEST_PREFIX}-backlog`;
+    const busy = await TestKiln.start({
+      KILN_ROLE: 'api',
+      QUEUE_BACKLOG_THRESHOLD: '1',
+      REDIS_PREFIX: prefix,
+    });
     try {
       await Promise.all([insertJob(), insertJob()]);
       const { body } = await get<Report>(busy, '/health');
@@ -84,6 +92,7 @@ describe('health on a machine without a GPU', () => {
     } finally {
       await busy.close();
       await resetState();
+      await deleteRedisKeys(`${prefix}:*`);
     }
   });
 });
