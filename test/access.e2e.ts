@@ -1,10 +1,10 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiKeys } from '../src/auth/api-keys.service.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { JobView } from '../src/jobs/job.dto.js';
-import { TEST_ENV, TestKiln, resetState, sql } from './support/kiln.js';
+import { bearer, createClientKey, testJob } from './support/builders.js';
+import { TEST_ENV, TestKiln, sql, useKiln } from './support/kiln.js';
 
 const run = promisify(execFile);
 
@@ -16,21 +16,15 @@ async function cli(...args: string[]): Promise<string> {
   return stdout;
 }
 
-const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
-
 describe('API keys', () => {
-  let kiln: TestKiln;
+  const kiln = useKiln({ AUTH_CACHE_MS: '0' });
   let alice: string;
   let bob: string;
 
   beforeAll(async () => {
-    await resetState();
-    kiln = await TestKiln.start({ AUTH_CACHE_MS: '0' });
-    const keys = kiln.app.get(ApiKeys);
-    alice = (await keys.create({ name: 'alice', role: 'client' })).key;
-    bob = (await keys.create({ name: 'bob', role: 'client' })).key;
+    alice = await createClientKey(kiln, 'alice');
+    bob = await createClientKey(kiln, 'bob');
   });
-  afterAll(() => kiln.close());
 
   it('answers 401 without a key, or with an unknown one, as problem+json', async () => {
     for (const headers of [
@@ -66,12 +60,7 @@ describe('API keys', () => {
   });
 
   it("keeps each client's jobs to itself and shows an admin every job", async () => {
-    const { body: job } = await kiln.request(
-      'POST',
-      '/jobs',
-      { kind: 'test', input: {} },
-      bearer(alice),
-    );
+    const { body: job } = await kiln.request('POST', '/jobs', testJob(), bearer(alice));
     await kiln.waitForStatus(job.id, 'completed');
 
     const own = await kiln.request('GET', `/jobs/${job.id}`, undefined, bearer(alice));
@@ -111,7 +100,7 @@ describe('API keys', () => {
     const { body: job } = await kiln.request(
       'POST',
       '/jobs',
-      { kind: 'test', input: { holdMs: 5000 } },
+      testJob({ holdMs: 5000 }),
       bearer(alice),
     );
     expect((await kiln.request('DELETE', `/jobs/${job.id}`, undefined, bearer(bob))).status).toBe(

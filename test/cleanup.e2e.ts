@@ -3,40 +3,38 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { DataSource } from 'typeorm';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { ArtifactStore } from '../src/artifacts/artifact-store.service.js';
 import type { CleanupReport } from '../src/cleanup/cleanup.service.js';
 import { withAdvisoryLock } from '../src/database/advisory-lock.js';
 import { PROCESS_GROUPS_DIR } from '../src/process/process-groups.js';
 import { JobQueue } from '../src/jobs/job-queue.service.js';
-import { TestKiln, resetState, sql } from './support/kiln.js';
+import type { JobStatus } from '../src/jobs/job.entity.js';
+import { insertJob } from './support/builders.js';
+import { TestKiln, resetState, sql, useKiln } from './support/kiln.js';
 
 const sha = (digit: string) => digit.repeat(64);
+const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
+const ago = (ms: number) => new Date(Date.now() - ms);
 
-/** A job row as cleanup would find it; `age` is how long ago it was created and finished. */
-async function seedJob(
-  status: string,
-  age: string,
-  artifact: string | null = null,
-): Promise<string> {
-  const finished = ['completed', 'failed', 'cancelled'].includes(status);
-  const [row] = await sql<{ id: string }>(
-    `INSERT INTO jobs (kind, status, input, input_hash, generator_version, max_attempts, owner_id,
-       artifact_sha256, created_at, started_at, finished_at)
-     VALUES ('test', $1, '{}', 'h', '1', 1, 'seed', $2, now() - $3::interval,
-       CASE WHEN $1 <> 'pending' THEN now() - $3::interval END,
-       CASE WHEN $4 THEN now() - $3::interval END)
-     RETURNING id`,
-    [status, artifact, age, finished],
-  );
-  return row!.id;
+/** A job row as cleanup would find it; `ageMs` is how long ago it was created and finished. */
+function seedJob(status: JobStatus, ageMs: number, artifact: string | null = null) {
+  const at = ago(ageMs);
+  return insertJob({
+    status,
+    artifact_sha256: artifact,
+    created_at: at,
+    started_at: status === 'pending' ? null : at,
+    finished_at: ['completed', 'failed', 'cancelled'].includes(status) ? at : null,
+  });
 }
 
-async function seedArtifact(kiln: TestKiln, digest: string, age: string): Promise<string> {
+async function seedArtifact(kiln: TestKiln, digest: string, ageMs: number): Promise<string> {
   await sql(
     `INSERT INTO artifacts (sha256, content_type, extension, size_bytes, last_used_at)
-     VALUES ($1, 'audio/wav', 'wav', 4, now() - $2::interval)`,
-    [digest, age],
+     VALUES ($1, 'audio/wav', 'wav', 4, $2)`,
+    [digest, ago(ageMs)],
   );
   const path = kiln.app.get(ArtifactStore).pathOf(digest);
   await mkdir(dirname(path), { recursive: true });
@@ -54,11 +52,9 @@ async function seedTemp(kiln: TestKiln, name: string, ageMs: number, directory =
     await mkdir(dirname(path), { recursive: true });
     await writeFile(path, 'x');
   }
-  const at = new Date(Date.now() - ageMs);
+  const at = ago(ageMs);
   await utimes(path, at, at);
 }
-
-const HOUR_MS = 3_600_000;
 
 async function runCleanup(kiln: TestKiln): Promise<CleanupReport> {
   const { status, body } = await kiln.request<CleanupReport>('POST', '/admin/cleanup');
@@ -67,12 +63,7 @@ async function runCleanup(kiln: TestKiln): Promise<CleanupReport> {
 }
 
 describe('cleanup', () => {
-  let kiln: TestKiln;
-
-  beforeAll(async () => {
-    kiln = await TestKiln.start({ KILN_ROLE: 'api' });
-  });
-  afterAll(() => kiln.close());
+  const kiln = useKiln({ KILN_ROLE: 'api' });
   beforeEach(async () => {
     await resetState();
     const { tempDir } = kiln.config.storage;
@@ -81,20 +72,20 @@ describe('cleanup', () => {
   });
 
   it('removes exactly the old finished jobs, their unused artifacts and stale temp files', async () => {
-    const onlyOld = await seedArtifact(kiln, sha('a'), '8 days');
-    const shared = await seedArtifact(kiln, sha('b'), '8 days');
-    const orphan = await seedArtifact(kiln, sha('c'), '2 hours');
-    const fresh = await seedArtifact(kiln, sha('d'), '1 minute');
+    const onlyOld = await seedArtifact(kiln, sha('a'), 8 * DAY_MS);
+    const shared = await seedArtifact(kiln, sha('b'), 8 * DAY_MS);
+    const orphan = await seedArtifact(kiln, sha('c'), 2 * HOUR_MS);
+    const fresh = await seedArtifact(kiln, sha('d'), 60_000);
     const expired = [
-      await seedJob('completed', '8 days', sha('a')),
-      await seedJob('completed', '8 days', sha('b')),
-      await seedJob('failed', '8 days'),
-      await seedJob('cancelled', '8 days'),
+      await seedJob('completed', 8 * DAY_MS, sha('a')),
+      await seedJob('completed', 8 * DAY_MS, sha('b')),
+      await seedJob('failed', 8 * DAY_MS),
+      await seedJob('cancelled', 8 * DAY_MS),
     ];
     const kept = [
-      await seedJob('completed', '6 days', sha('b')),
-      await seedJob('pending', '30 days'),
-      await seedJob('processing', '30 days'),
+      await seedJob('completed', 6 * DAY_MS, sha('b')),
+      await seedJob('pending', 30 * DAY_MS),
+      await seedJob('processing', 30 * DAY_MS),
     ];
     const running = kept[2]!;
     await seedTemp(kiln, `${running}-1`, 2 * HOUR_MS, true);
@@ -133,12 +124,12 @@ describe('cleanup', () => {
 
   it('does the work in one replica only when two race for it', async () => {
     await TestKiln.using({ KILN_ROLE: 'api' }, async (other) => {
-      for (let i = 0; i < 3; i++) await seedJob('completed', '8 days');
+      for (let i = 0; i < 3; i++) await seedJob('completed', 8 * DAY_MS);
       const reports = await Promise.all([runCleanup(kiln), runCleanup(other)]);
       expect(reports.reduce((sum, report) => sum + report.removed.jobs, 0)).toBe(3);
 
       // While another replica holds the lock, a run skips instead of doing the work twice.
-      await seedJob('failed', '8 days');
+      await seedJob('failed', 8 * DAY_MS);
       const skipped = await withAdvisoryLock(
         other.app.get(DataSource),
         'cleanup:jobs',
@@ -154,13 +145,7 @@ describe('cleanup', () => {
 });
 
 describe('cleanup of BullMQ entries', () => {
-  let kiln: TestKiln;
-
-  beforeAll(async () => {
-    await resetState();
-    kiln = await TestKiln.start({ MAX_RETRIES: '0', QUEUE_RETENTION: '0' });
-  });
-  afterAll(() => kiln.close());
+  const kiln = useKiln({ MAX_RETRIES: '0', QUEUE_RETENTION: '0' });
 
   it('removes failed entries past retention', async () => {
     const { body } = await kiln.submit('test', { failTimes: 1 });

@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseWavHeader } from '../src/generation/generators/music/wav.js';
-import { TestKiln, resetState } from './support/kiln.js';
+import { useKiln } from './support/kiln.js';
 
 interface CatalogEntry {
   kind: string;
@@ -9,13 +9,7 @@ interface CatalogEntry {
   availability: { available: boolean; reason?: string };
 }
 
-let kiln: TestKiln;
-
-beforeAll(async () => {
-  await resetState();
-  kiln = await TestKiln.start();
-});
-afterAll(() => kiln.close());
+const kiln = useKiln();
 
 async function download(kind: string, input: Record<string, unknown>) {
   const { body } = await kiln.submit(kind, input);
@@ -145,12 +139,7 @@ describe('catalog', () => {
 });
 
 describe('a generator whose binary is missing', () => {
-  let bare: TestKiln;
-
-  beforeAll(async () => {
-    bare = await TestKiln.start({ ESPEAK_NG_PATH: '/nonexistent/espeak-ng' });
-  });
-  afterAll(() => bare.close());
+  const bare = useKiln({ ESPEAK_NG_PATH: '/nonexistent/espeak-ng' });
 
   it('is shown unavailable, degrades health, and its jobs are refused with a 503', async () => {
     const { body: catalog } = await bare.request<CatalogEntry[]>('GET', '/generators');

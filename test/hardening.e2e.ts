@@ -1,8 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN_KEY, TEST_ENV, TestKiln, resetState } from './support/kiln.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { testJob } from './support/builders.js';
+import { ADMIN_KEY, TEST_ENV, TestKiln, useKiln } from './support/kiln.js';
 import { freePort } from './support/ports.js';
 
 const ORIGIN = 'https://app.example';
@@ -20,17 +21,11 @@ const preflight = (kiln: TestKiln, origin: string) =>
   });
 
 describe('with CORS_ORIGINS set', () => {
-  let kiln: TestKiln;
-
-  beforeAll(async () => {
-    await resetState();
-    kiln = await TestKiln.start({
-      KILN_ROLE: 'api',
-      CORS_ORIGINS: `${ORIGIN}, https://other.example`,
-      BODY_LIMIT_BYTES: '4096',
-    });
+  const kiln = useKiln({
+    KILN_ROLE: 'api',
+    CORS_ORIGINS: `${ORIGIN}, https://other.example`,
+    BODY_LIMIT_BYTES: '4096',
   });
-  afterAll(() => kiln.close());
 
   it('sends security headers on API responses and problem documents', async () => {
     for (const path of ['/api/v1/generators', '/api/v1/nothing-here', '/health/live']) {
@@ -126,7 +121,7 @@ describe('with CORS_ORIGINS set', () => {
     const response = await kiln.fetch('/api/v1/jobs', {
       method: 'POST',
       headers: { 'content-type': 'application/json', origin: ORIGIN },
-      body: JSON.stringify({ kind: 'test', input: { padding: 'x'.repeat(10_000) } }),
+      body: JSON.stringify(testJob({ padding: 'x'.repeat(10_000) })),
     });
     expect(response.status).toBe(413);
     expect(header(response, 'content-type')).toMatch(/^application\/problem\+json/);

@@ -1,10 +1,9 @@
-import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestKiln, resetState, sql } from './support/kiln.js';
+import { fakeNvidiaSmi, insertJob } from './support/builders.js';
+import { TEST_PREFIX } from './support/env.js';
+import { TestKiln, deleteRedisKeys, resetState, startForTest, useKiln } from './support/kiln.js';
 import { OwnRedis } from './support/redis-server.js';
-
-const fakeNvidiaSmi = (name: string) => resolve('test/fixtures/nvidia-smi', name, 'nvidia-smi');
 
 interface Probe {
   status: string;
@@ -34,13 +33,7 @@ async function untilGpuPolled(kiln: TestKiln): Promise<Report> {
 }
 
 describe('health on a machine without a GPU', () => {
-  let kiln: TestKiln;
-
-  beforeAll(async () => {
-    await resetState();
-    kiln = await TestKiln.start();
-  });
-  afterAll(() => kiln.close());
+  const kiln = useKiln();
 
   it('is live and ready, outside the API prefix and without caching', async () => {
     const live = await kiln.fetch('/health/live');
@@ -80,12 +73,16 @@ describe('health on a machine without a GPU', () => {
   });
 
   it('degrades when the backlog passes its threshold', async () => {
-    const busy = await TestKiln.start({ KILN_ROLE: 'api', QUEUE_BACKLOG_THRESHOLD: '1' });
+    // A queue no worker reads: the seeded jobs stay pending even if its reconciler, which runs
+    // once as it boots, finds and enqueues them.
+    const prefix = `${TEST_PREFIX}-backlog`;
+    const busy = await TestKiln.start({
+      KILN_ROLE: 'api',
+      QUEUE_BACKLOG_THRESHOLD: '1',
+      REDIS_PREFIX: prefix,
+    });
     try {
-      await sql(
-        `INSERT INTO jobs (kind, input, input_hash, generator_version, max_attempts, owner_id)
-         SELECT 'test', '{}', 'h', '1', 1, 'seed' FROM generate_series(1, 2)`,
-      );
+      await Promise.all([insertJob(), insertJob()]);
       const { body } = await get<Report>(busy, '/health');
       expect(body.checks.queue).toMatchObject({
         status: 'degraded',
@@ -95,6 +92,7 @@ describe('health on a machine without a GPU', () => {
     } finally {
       await busy.close();
       await resetState();
+      await deleteRedisKeys(`${prefix}:*`);
     }
   });
 });
@@ -134,12 +132,7 @@ describe('health when Redis goes away', () => {
 });
 
 describe('health with too little free disk', () => {
-  let kiln: TestKiln;
-
-  beforeAll(async () => {
-    kiln = await TestKiln.start({ KILN_ROLE: 'api', DISK_MIN_FREE_PERCENT: '100' });
-  });
-  afterAll(() => kiln.close());
+  const kiln = useKiln({ KILN_ROLE: 'api', DISK_MIN_FREE_PERCENT: '100' });
 
   it('is not ready, and says which directory is short', async () => {
     const ready = await get<Probe>(kiln, '/health/ready');
@@ -218,7 +211,7 @@ describe('GPU health from nvidia-smi', () => {
 
 describe('readiness during shutdown', () => {
   it('turns readiness off first while the API still serves', async () => {
-    const kiln = await TestKiln.start({ KILN_ROLE: 'api', SHUTDOWN_READINESS_DELAY_MS: '1000' });
+    const kiln = await startForTest({ KILN_ROLE: 'api', SHUTDOWN_READINESS_DELAY_MS: '1000' });
     const closing = kiln.close();
     await sleep(100);
     const ready = await get<Probe>(kiln, '/health/ready');

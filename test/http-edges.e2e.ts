@@ -1,7 +1,8 @@
 import { connect } from 'node:net';
 import { gzipSync } from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestKiln, parseEvents, resetState } from './support/kiln.js';
+import { describe, expect, it } from 'vitest';
+import { testJob } from './support/builders.js';
+import { type TestKiln, parseEvents, useKiln } from './support/kiln.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const TIMEOUT_MS = 1_000;
@@ -31,13 +32,7 @@ function exchange(
 }
 
 describe('HTTP edges', () => {
-  let kiln: TestKiln;
-
-  beforeAll(async () => {
-    await resetState();
-    kiln = await TestKiln.start({ HTTP_REQUEST_TIMEOUT: `${TIMEOUT_MS}ms` });
-  });
-  afterAll(() => kiln.close());
+  const kiln = useKiln({ HTTP_REQUEST_TIMEOUT: `${TIMEOUT_MS}ms` });
 
   const submit = (body: string | Buffer, headers: Record<string, string> = {}) =>
     kiln.fetch('/api/v1/jobs', {
@@ -122,7 +117,7 @@ describe('HTTP edges', () => {
   });
 
   describe('JSON bodies', () => {
-    const job = JSON.stringify({ kind: 'test', input: {} });
+    const job = JSON.stringify(testJob());
 
     it('refuses a Content-Encoding with 415 naming it', async () => {
       for (const encoding of ['gzip', 'br', 'deflate']) {
@@ -157,7 +152,7 @@ describe('HTTP edges', () => {
 
     it('reads valid UTF-8 as it is', async () => {
       const tag = 'café ✓ 音';
-      const response = await submit(JSON.stringify({ kind: 'test', input: { tag } }));
+      const response = await submit(JSON.stringify(testJob({ tag })));
       expect(response.status).toBe(202);
       const { id } = (await response.json()) as { id: string };
       const { body } = await kiln.request<{ input: { tag: string } }>('GET', `/jobs/${id}`);

@@ -1,18 +1,13 @@
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseWavHeader } from '../src/generation/generators/music/wav.js';
 import type { JobEvent } from '../src/jobs/job-events.service.js';
 import type { JobView } from '../src/jobs/job.dto.js';
+import { testJob } from './support/builders.js';
 import { REDIS_URL, TEST_PREFIX } from './support/env.js';
-import { TestKiln, parseEvents, resetState, sql } from './support/kiln.js';
+import { TestKiln, parseEvents, resetState, sql, useKiln } from './support/kiln.js';
 
-let kiln: TestKiln;
-
-beforeAll(async () => {
-  await resetState();
-  kiln = await TestKiln.start();
-});
-afterAll(() => kiln.close());
+const kiln = useKiln();
 
 describe('submit, run and download', () => {
   it('turns a music request into a WAV of the requested length', async () => {
@@ -161,10 +156,7 @@ describe('listing', () => {
 describe('batches', () => {
   it('accepts all jobs of a valid batch', async () => {
     const batch = await kiln.request<{ batchId: string; jobs: JobView[] }>('POST', '/jobs/batch', {
-      jobs: [
-        { kind: 'test', input: { tag: 'b1' } },
-        { kind: 'music', input: { prompt: 'flute', duration: 1 } },
-      ],
+      jobs: [testJob({ tag: 'b1' }), { kind: 'music', input: { prompt: 'flute', duration: 1 } }],
     });
     expect(batch.status).toBe(202);
     expect(batch.body.jobs.map((job) => job.kind)).toEqual(['test', 'music']);
@@ -178,7 +170,7 @@ describe('batches', () => {
     const before = await sql<{ count: number }>('SELECT count(*)::int AS count FROM jobs');
     const batch = await kiln.request<{ errors: { pointer: string }[] }>('POST', '/jobs/batch', {
       jobs: [
-        { kind: 'test', input: {} },
+        testJob(),
         { kind: 'music', input: { prompt: 'x', duration: 9999 } },
         { kind: 'nope', input: {} },
       ],
@@ -193,7 +185,7 @@ describe('batches', () => {
   });
 
   it('refuses more than BATCH_MAX jobs', async () => {
-    const jobs = Array.from({ length: 11 }, () => ({ kind: 'test', input: {} }));
+    const jobs = Array.from({ length: 11 }, () => testJob());
     const batch = await kiln.request<{ errors: { pointer: string }[] }>('POST', '/jobs/batch', {
       jobs,
     });
@@ -205,19 +197,14 @@ describe('batches', () => {
 describe('idempotency', () => {
   it('returns the original job for a repeated key and body, and 422 for another body', async () => {
     const headers = { 'idempotency-key': 'order-42' };
-    const body = { kind: 'test', input: { tag: 'idem' } };
+    const body = testJob({ tag: 'idem' });
     const first = await kiln.request('POST', '/jobs', body, headers);
     const second = await kiln.request('POST', '/jobs', body, headers);
     expect(first.status).toBe(202);
     expect(second.status).toBe(200);
     expect(second.body.id).toBe(first.body.id);
 
-    const other = await kiln.request(
-      'POST',
-      '/jobs',
-      { kind: 'test', input: { tag: 'other' } },
-      headers,
-    );
+    const other = await kiln.request('POST', '/jobs', testJob({ tag: 'other' }), headers);
     expect(other.status).toBe(422);
     expect(other.body).toMatchObject({ type: 'urn:kiln:problem:idempotency-key-reused' });
     const rows = await sql('SELECT id FROM jobs WHERE idempotency_key = $1', ['order-42']);

@@ -1,18 +1,12 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { JobLifecycle } from '../src/jobs/job-lifecycle.service.js';
 import { JobQueue } from '../src/jobs/job-queue.service.js';
 import type { Job } from '../src/jobs/job.entity.js';
-import { TestKiln, parseEvents, resetState, sql } from './support/kiln.js';
+import { TestKiln, parseEvents, resetState, sql, startForTest, useKiln } from './support/kiln.js';
 import { TestGenerator } from './support/test.generator.js';
 
 describe('a pending job (no worker runs)', () => {
-  let api: TestKiln;
-
-  beforeAll(async () => {
-    await resetState();
-    api = await TestKiln.start({ KILN_ROLE: 'api' });
-  });
-  afterAll(() => api.close());
+  const api = useKiln({ KILN_ROLE: 'api' });
 
   it('is answered on submission exactly as stored', async () => {
     const submitted = await api.submit('music', { prompt: 'bells', duration: 1 }, { priority: 9 });
@@ -34,22 +28,12 @@ describe('a pending job (no worker runs)', () => {
 });
 
 describe('cancel', () => {
-  let api: TestKiln;
-  let worker: TestKiln;
-
-  beforeAll(async () => {
-    await resetState();
-    api = await TestKiln.start({ KILN_ROLE: 'api' });
-    worker = await TestKiln.start({ KILN_ROLE: 'worker' });
-  });
-  afterAll(async () => {
-    await worker.close();
-    await api.close();
-  });
+  const api = useKiln({ KILN_ROLE: 'api' });
+  useKiln({ KILN_ROLE: 'worker' }, { reset: false });
 
   it('aborts a running job in another process through its signal', async () => {
     const { body } = await api.submit('test', { holdMs: 10_000 });
-    await api.waitForJob(body.id, (job) => job.status === 'processing' && job.progress > 0);
+    await api.waitForProgress(body.id);
 
     const cancel = await api.request('DELETE', `/jobs/${body.id}`);
     expect(cancel.status).toBe(202);
@@ -89,18 +73,12 @@ describe('cancel', () => {
 });
 
 describe('retries and timeouts', () => {
-  let kiln: TestKiln;
-
-  beforeAll(async () => {
-    await resetState();
-    kiln = await TestKiln.start({
-      MAX_RETRIES: '2',
-      RETRY_DELAY_MS: '200',
-      JOB_TIMEOUT_MS_BY_KIND: 'test=300',
-      JOB_ABORT_SETTLE_MS: '200',
-    });
+  const kiln = useKiln({
+    MAX_RETRIES: '2',
+    RETRY_DELAY_MS: '200',
+    JOB_TIMEOUT_MS_BY_KIND: 'test=300',
+    JOB_ABORT_SETTLE_MS: '200',
   });
-  afterAll(() => kiln.close());
 
   it('retries with exponential backoff, then fails with the last error', async () => {
     const { body } = await kiln.submit('test', { failTimes: 99 });
@@ -128,13 +106,7 @@ describe('retries and timeouts', () => {
 });
 
 describe('status only moves forward', () => {
-  let kiln: TestKiln;
-
-  beforeAll(async () => {
-    await resetState();
-    kiln = await TestKiln.start({ KILN_ROLE: 'api' });
-  });
-  afterAll(() => kiln.close());
+  const kiln = useKiln({ KILN_ROLE: 'api' });
 
   /** The claimed job, failing the test on any other outcome. */
   async function claimed(lifecycle: JobLifecycle, id: string): Promise<Job> {
@@ -229,35 +201,32 @@ describe('graceful shutdown', () => {
   beforeEach(resetState);
 
   it('lets a running job finish within the grace period', async () => {
-    const api = await TestKiln.start({ KILN_ROLE: 'api' });
-    const worker = await TestKiln.start({ KILN_ROLE: 'worker', SHUTDOWN_GRACE_MS: '5000' });
+    const api = await startForTest({ KILN_ROLE: 'api' });
+    const worker = await startForTest({ KILN_ROLE: 'worker', SHUTDOWN_GRACE_MS: '5000' });
     const { body } = await api.submit('test', { holdMs: 500 });
     await api.waitForStatus(body.id, 'processing');
     await worker.close();
     const [row] = await sql<{ status: string }>('SELECT status FROM jobs WHERE id = $1', [body.id]);
     expect(row?.status).toBe('completed');
-    await api.close();
   });
 
   it('hands a job that outlasts the grace period back to the queue for another worker', async () => {
-    const api = await TestKiln.start({ KILN_ROLE: 'api' });
-    const worker = await TestKiln.start({ KILN_ROLE: 'worker', SHUTDOWN_GRACE_MS: '200' });
+    const api = await startForTest({ KILN_ROLE: 'api' });
+    const worker = await startForTest({ KILN_ROLE: 'worker', SHUTDOWN_GRACE_MS: '200' });
     const { body } = await api.submit('test', { holdMs: 1_500 });
-    await api.waitForJob(body.id, (job) => job.status === 'processing' && job.progress > 0);
+    await api.waitForProgress(body.id);
     await worker.close();
     const handedBack = await api.request('GET', `/jobs/${body.id}`);
     expect(handedBack.body).toMatchObject({ status: 'pending', step: 'queued', attempts: 0 });
     expect(TestGenerator.calls.get(body.id)?.sawAbort).toBe('Worker shutting down.');
 
-    const next = await TestKiln.start({ KILN_ROLE: 'worker' });
+    await startForTest({ KILN_ROLE: 'worker' });
     const done = await api.waitForStatus(body.id, 'completed');
     expect(done.attempts).toBe(1);
-    await next.close();
-    await api.close();
   });
 
   it('ends live streams and lets requests in flight finish', async () => {
-    const kiln = await TestKiln.start({ SHUTDOWN_GRACE_MS: '200' });
+    const kiln = await startForTest({ SHUTDOWN_GRACE_MS: '200' });
     const { body } = await kiln.submit('test', { holdMs: 60_000 });
     const stream = await kiln.fetch(`/api/v1/jobs/${body.id}/events`);
     const reader = stream.body!.getReader();

@@ -1,6 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { MetricsSummary } from '../src/admin/metrics-summary.dto.js';
-import { TestKiln, resetState, sql } from './support/kiln.js';
+import type { JobStatus } from '../src/jobs/job.entity.js';
+import { bearer, insertJob } from './support/builders.js';
+import { type TestKiln, useKiln } from './support/kiln.js';
 
 const scrape = async (kiln: TestKiln, headers: Record<string, string> = {}) => {
   const response = await kiln.fetch('/metrics', { headers });
@@ -8,13 +10,7 @@ const scrape = async (kiln: TestKiln, headers: Record<string, string> = {}) => {
 };
 
 describe('GET /metrics', () => {
-  let kiln: TestKiln;
-
-  beforeAll(async () => {
-    await resetState();
-    kiln = await TestKiln.start();
-  });
-  afterAll(() => kiln.close());
+  const kiln = useKiln();
 
   it('exposes the process defaults and Kiln metrics after a job runs, labelled by route template', async () => {
     const { body } = await kiln.submit('test', { holdMs: 20 });
@@ -49,49 +45,36 @@ describe('GET /metrics', () => {
 
 describe('GET /metrics with METRICS_TOKEN', () => {
   const token = 'scrape-token-0123456789';
-  let kiln: TestKiln;
-
-  beforeAll(async () => {
-    kiln = await TestKiln.start({ KILN_ROLE: 'api', METRICS_TOKEN: token });
-  });
-  afterAll(() => kiln.close());
+  const kiln = useKiln({ KILN_ROLE: 'api', METRICS_TOKEN: token });
 
   it('answers only the bearer of the token', async () => {
     const anonymous = await kiln.fetch('/metrics');
     expect(anonymous.status).toBe(401);
     expect(anonymous.headers.get('content-type')).toContain('application/problem+json');
     expect(anonymous.headers.get('www-authenticate')).toContain('Bearer');
-    expect((await scrape(kiln, { authorization: 'Bearer wrong-token-0123456789' })).status).toBe(
-      401,
-    );
-    const scraped = await scrape(kiln, { authorization: `Bearer ${token}` });
+    expect((await scrape(kiln, bearer('wrong-token-0123456789'))).status).toBe(401);
+    const scraped = await scrape(kiln, bearer(token));
     expect(scraped.status).toBe(200);
     expect(scraped.text).toContain('kiln_queue_jobs');
   });
 });
 
-/** Seeds one job of kind `seeded`, `wait` and `run` seconds long; null for never started/finished. */
-async function seedJob(status: string, wait: number | null, run: number | null): Promise<string> {
-  const [row] = await sql<{ id: string }>(
-    `INSERT INTO jobs (kind, status, input, input_hash, generator_version, max_attempts, owner_id,
-       created_at, started_at, finished_at)
-     VALUES ('seeded', $1, '{}', 'h', '1', 1, 'seed', now() - interval '2 hours',
-       now() - interval '2 hours' + $2 * interval '1 second',
-       now() - interval '2 hours' + ($2 + $3) * interval '1 second')
-     RETURNING id`,
-    [status, wait, run],
-  );
-  return row!.id;
+const HOUR_MS = 3_600_000;
+
+/** One job of kind `seeded`, created two hours ago, that waited `wait` and ran `run` seconds. */
+function seedJob(status: JobStatus, wait: number, run: number): Promise<string> {
+  const created = Date.now() - 2 * HOUR_MS;
+  return insertJob({
+    kind: 'seeded',
+    status,
+    created_at: new Date(created),
+    started_at: new Date(created + wait * 1_000),
+    finished_at: new Date(created + (wait + run) * 1_000),
+  });
 }
 
 describe('GET /api/v1/admin/metrics/summary', () => {
-  let kiln: TestKiln;
-
-  beforeAll(async () => {
-    await resetState();
-    kiln = await TestKiln.start({ KILN_ROLE: 'api' });
-  });
-  afterAll(() => kiln.close());
+  const kiln = useKiln({ KILN_ROLE: 'api' });
 
   it('computes exact percentiles per kind and request percentiles per route', async () => {
     const completed = [
@@ -101,11 +84,12 @@ describe('GET /api/v1/admin/metrics/summary', () => {
       await seedJob('completed', 4, 40),
     ];
     await seedJob('failed', 5, 1);
-    await sql(
-      `INSERT INTO jobs (kind, status, input, input_hash, generator_version, max_attempts, owner_id,
-         created_at, finished_at)
-       VALUES ('seeded', 'cancelled', '{}', 'h', '1', 1, 'seed', now() - interval '1 hour', now())`,
-    );
+    await insertJob({
+      kind: 'seeded',
+      status: 'cancelled',
+      created_at: new Date(Date.now() - HOUR_MS),
+      finished_at: new Date(),
+    });
     for (const id of completed) {
       expect((await kiln.request('GET', `/jobs/${id}`)).status).toBe(200);
     }

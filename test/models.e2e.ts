@@ -4,8 +4,9 @@ import { join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobView } from '../src/jobs/job.dto.js';
+import { fakeNvidiaSmi } from './support/builders.js';
 import { CogServer } from './support/cog-server.js';
-import { TestKiln, resetState, sql } from './support/kiln.js';
+import { TestKiln, resetState, sql, startForTest, useKiln } from './support/kiln.js';
 import { freePort } from './support/ports.js';
 import { fileWritten, gone, waitUntilGone } from './support/processes.js';
 
@@ -42,29 +43,23 @@ const command = (extra: Record<string, unknown> = {}) => ({
 const childPid = async (pidFile: string) => Number(await fileWritten(pidFile));
 
 describe('command generators', () => {
-  let kiln: TestKiln;
-
-  beforeAll(async () => {
-    await resetState();
-    kiln = await TestKiln.start({
-      COMMAND_GENERATORS: JSON.stringify({
-        'echo-model': command(),
-        'slow-model': command(),
-        'gone-model': command({ path: '/nonexistent/model.py' }),
-        // Relative to Kiln's working directory, not to the job's temp dir the command runs in.
-        'relative-model': command({ path: relative(process.cwd(), process.execPath) }),
-      }),
-      JOB_TIMEOUT_MS_BY_KIND: 'slow-model=1500',
-      MAX_RETRIES_BY_KIND: 'echo-model=0,slow-model=0,relative-model=0',
-      COMMAND_KILL_GRACE_MS: '3000',
-      // Kiln's environment: what a command may see, and secrets it must not.
-      LANG: 'C.UTF-8',
-      CUDA_VISIBLE_DEVICES: '',
-      AWS_SECRET_ACCESS_KEY: 'aws-secret',
-      PGPASSWORD: 'pg-secret',
-    });
+  const kiln = useKiln({
+    COMMAND_GENERATORS: JSON.stringify({
+      'echo-model': command(),
+      'slow-model': command(),
+      'gone-model': command({ path: '/nonexistent/model.py' }),
+      // Relative to Kiln's working directory, not to the job's temp dir the command runs in.
+      'relative-model': command({ path: relative(process.cwd(), process.execPath) }),
+    }),
+    JOB_TIMEOUT_MS_BY_KIND: 'slow-model=1500',
+    MAX_RETRIES_BY_KIND: 'echo-model=0,slow-model=0,relative-model=0',
+    COMMAND_KILL_GRACE_MS: '3000',
+    // Kiln's environment: what a command may see, and secrets it must not.
+    LANG: 'C.UTF-8',
+    CUDA_VISIBLE_DEVICES: '',
+    AWS_SECRET_ACCESS_KEY: 'aws-secret',
+    PGPASSWORD: 'pg-secret',
   });
-  afterAll(() => kiln.close());
 
   it('runs the script with the input on stdin, its progress reaching the job, its file the result', async () => {
     const { body } = await kiln.submit('echo-model', {
@@ -146,7 +141,7 @@ describe('command generators', () => {
 
   it('kills the whole process group on cancel: no child is left behind', async () => {
     const { id, pid } = await hangingJob('echo-model');
-    await kiln.waitForJob(id, (job) => job.status === 'processing' && job.progress > 0);
+    await kiln.waitForProgress(id);
     expect((await kiln.request('DELETE', `/jobs/${id}`)).status).toBe(202);
     await kiln.waitForStatus(id, 'cancelled');
     await waitUntilGone(pid);
@@ -166,7 +161,7 @@ describe('command generators', () => {
       lingerMs: 1_000,
       termFile,
     });
-    await kiln.waitForJob(body.id, (job) => job.status === 'processing' && job.progress > 0);
+    await kiln.waitForProgress(body.id);
     expect((await kiln.request('DELETE', `/jobs/${body.id}`)).status).toBe(202);
     const pid = await childPid(termFile);
     // The slot is not free while the script runs: the job is unsettled, its temp dir in place.
@@ -208,7 +203,7 @@ describe('a command running at shutdown', () => {
   beforeAll(resetState);
 
   it('is killed, past its SIGTERM grace, before the worker hands its job back and stops', async () => {
-    const kiln = await TestKiln.start({
+    const kiln = await startForTest({
       COMMAND_GENERATORS: JSON.stringify({ 'echo-model': command() }),
       SHUTDOWN_GRACE_MS: '200',
       COMMAND_KILL_GRACE_MS: '1000',
@@ -221,7 +216,7 @@ describe('a command running at shutdown', () => {
       onTerm: 'ignore',
       termFile,
     });
-    await kiln.waitForJob(body.id, (job) => job.status === 'processing' && job.progress > 0);
+    await kiln.waitForProgress(body.id);
     await kiln.close();
     expect(gone(await childPid(termFile))).toBe(true);
     const [row] = await sql<{ status: string }>('SELECT status FROM jobs WHERE id = $1', [body.id]);
@@ -379,7 +374,7 @@ describe('model servers', () => {
 
   it('cancels the prediction on the server when the job is cancelled', async () => {
     const { body } = await kiln.submit('cog-model', { text: 'z', mode: 'hang' });
-    await kiln.waitForJob(body.id, (job) => job.status === 'processing' && job.progress > 0);
+    await kiln.waitForProgress(body.id);
     await kiln.request('DELETE', `/jobs/${body.id}`);
     await kiln.waitForStatus(body.id, 'cancelled');
     await eventually(() => predictionsOf('z')[0]?.status === 'canceled', 'prediction cancelled');
@@ -435,21 +430,21 @@ describe('model servers', () => {
 });
 
 describe('GPU and CPU pools', () => {
-  let api: TestKiln;
+  const GPU_COMMANDS = JSON.stringify({ 'gpu-model': command({ resources: 'gpu' }) });
+  // By default a worker that finds no GPU serves the CPU queue only: GPU work waits for a GPU
+  // worker.
+  const api = useKiln({ COMMAND_GENERATORS: GPU_COMMANDS });
   let gpuWorker: TestKiln | undefined;
+  afterAll(() => gpuWorker?.close());
 
-  beforeAll(async () => {
-    await resetState();
-    // By default a worker that finds no GPU serves the CPU queue only: GPU work waits for a GPU
-    // worker.
-    api = await TestKiln.start({
-      COMMAND_GENERATORS: JSON.stringify({ 'gpu-model': command({ resources: 'gpu' }) }),
+  /** A worker as on a GPU node, with two GPUs the fake nvidia-smi reports. */
+  const startGpuWorker = (env: Record<string, string> = {}) =>
+    TestKiln.start({
+      KILN_ROLE: 'worker',
+      NVIDIA_SMI_PATH: fakeNvidiaSmi('ok'),
+      COMMAND_GENERATORS: GPU_COMMANDS,
+      ...env,
     });
-  });
-  afterAll(async () => {
-    await gpuWorker?.close();
-    await api.close();
-  });
 
   it('leaves a GPU job to a GPU worker, and CPU-only workers never run it', async () => {
     const gpuJob = await api.submit('gpu-model', { prompt: 'on the gpu', steps: 1 });
@@ -460,13 +455,7 @@ describe('GPU and CPU pools', () => {
     const waiting = await api.request('GET', `/jobs/${gpuJob.body.id}`);
     expect(waiting.body).toMatchObject({ status: 'pending', attempts: 0 });
 
-    gpuWorker = await TestKiln.start({
-      KILN_ROLE: 'worker',
-      KILN_WORKER_QUEUES: 'gpu',
-      // A GPU the fake nvidia-smi reports, as on a GPU node.
-      NVIDIA_SMI_PATH: join(import.meta.dirname, 'fixtures/nvidia-smi/ok/nvidia-smi'),
-      COMMAND_GENERATORS: JSON.stringify({ 'gpu-model': command({ resources: 'gpu' }) }),
-    });
+    gpuWorker = await startGpuWorker({ KILN_WORKER_QUEUES: 'gpu' });
     const done = await api.waitForStatus(gpuJob.body.id, 'completed');
     expect(done.attempts).toBe(1);
   });
@@ -483,13 +472,7 @@ describe('GPU and CPU pools', () => {
       );
       ids.push({ id: body.id, priority });
     }
-    gpuWorker = await TestKiln.start({
-      KILN_ROLE: 'worker',
-      KILN_WORKER_QUEUES: 'gpu',
-      GPU_CONCURRENCY: '1',
-      NVIDIA_SMI_PATH: join(import.meta.dirname, 'fixtures/nvidia-smi/ok/nvidia-smi'),
-      COMMAND_GENERATORS: JSON.stringify({ 'gpu-model': command({ resources: 'gpu' }) }),
-    });
+    gpuWorker = await startGpuWorker({ KILN_WORKER_QUEUES: 'gpu', GPU_CONCURRENCY: '1' });
     const done: JobView[] = [];
     for (const { id } of ids) done.push(await api.waitForStatus(id, 'completed'));
     const order = done
@@ -500,12 +483,8 @@ describe('GPU and CPU pools', () => {
 
   it('gives each running GPU job a GPU of its own', async () => {
     await gpuWorker?.close();
-    gpuWorker = await TestKiln.start({
-      KILN_ROLE: 'worker',
-      // Two GPUs, so one job per GPU by default.
-      NVIDIA_SMI_PATH: join(import.meta.dirname, 'fixtures/nvidia-smi/ok/nvidia-smi'),
-      COMMAND_GENERATORS: JSON.stringify({ 'gpu-model': command({ resources: 'gpu' }) }),
-    });
+    // Two GPUs, so one job per GPU by default.
+    gpuWorker = await startGpuWorker();
     const submitted = await Promise.all(
       ['a', 'b'].map((prompt) => api.submit('gpu-model', { prompt, steps: 4, stepMs: 150 })),
     );
@@ -525,10 +504,7 @@ describe('GPU and CPU pools', () => {
 
   it('refuses GPU work where this process must serve the GPU queue without a GPU', async () => {
     await TestKiln.using(
-      {
-        KILN_WORKER_QUEUES: 'cpu,gpu',
-        COMMAND_GENERATORS: JSON.stringify({ 'gpu-model': command({ resources: 'gpu' }) }),
-      },
+      { KILN_WORKER_QUEUES: 'cpu,gpu', COMMAND_GENERATORS: GPU_COMMANDS },
       async (alone) => {
         const refused = await alone.submit('gpu-model', { prompt: 'x' });
         expect(refused.status).toBe(503);

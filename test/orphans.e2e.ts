@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { processGroupsDir, recordGroup } from '../src/process/process-groups.js';
 import { CogServer } from './support/cog-server.js';
-import { TEST_ENV, TestKiln, resetState } from './support/kiln.js';
+import { TEST_ENV, TestKiln, resetState, useKiln } from './support/kiln.js';
 import {
   fileWritten,
   gone,
@@ -42,12 +42,7 @@ afterEach(async () => {
 });
 
 describe('a command whose worker is killed', () => {
-  let api: TestKiln;
-  beforeAll(async () => {
-    await resetState();
-    api = await TestKiln.start({ KILN_ROLE: 'api', COMMAND_GENERATORS: COMMANDS });
-  });
-  afterAll(() => api.close());
+  const api = useKiln({ KILN_ROLE: 'api', COMMAND_GENERATORS: COMMANDS });
 
   it('is killed by its supervisor, its own child too, within seconds', async () => {
     worker = await startWorkerProcess({
@@ -145,7 +140,7 @@ describe('a prediction whose worker is killed', () => {
   it('is cancelled by the next attempt before that one starts its own', async () => {
     worker = await startWorkerProcess({ MODEL_SERVERS: models() });
     const { body } = await api.submit('cog-model', { text: 'left behind', mode: 'hang' });
-    await api.waitForJob(body.id, (job) => job.status === 'processing' && job.progress > 0);
+    await api.waitForProgress(body.id);
     await killHard(worker);
     const first = cog.predictions.get(`${body.id}-1`);
     expect(first?.status).toBe('processing');

@@ -1,5 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestKiln, resetState, sql } from './support/kiln.js';
+import { describe, expect, it } from 'vitest';
+import { testJob } from './support/builders.js';
+import { sql, useKiln } from './support/kiln.js';
 
 interface Problem {
   type: string;
@@ -11,13 +12,7 @@ interface Problem {
   errors?: ({ pointer: string } | { parameter: string })[] & { detail: string }[];
 }
 
-let kiln: TestKiln;
-
-beforeAll(async () => {
-  await resetState();
-  kiln = await TestKiln.start({ KILN_ROLE: 'api', BODY_LIMIT_BYTES: '4096' });
-});
-afterAll(() => kiln.close());
+const kiln = useKiln({ KILN_ROLE: 'api', BODY_LIMIT_BYTES: '4096' });
 
 async function expectProblem(response: globalThis.Response, status: number): Promise<Problem> {
   expect(response.status).toBe(status);
@@ -129,7 +124,7 @@ describe('bad input is a clear 4xx problem document, never a 500', () => {
     const response = await kiln.fetch('/api/v1/jobs', {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'idempotency-key': 'k'.repeat(300) },
-      body: JSON.stringify({ kind: 'test', input: {} }),
+      body: JSON.stringify(testJob()),
     });
     await expectProblem(response, 400);
   });

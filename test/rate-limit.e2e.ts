@@ -1,9 +1,9 @@
 import { getStorageToken } from '@nestjs/throttler';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ApiKeys } from '../src/auth/api-keys.service.js';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { RedisThrottlerStorage } from '../src/rate-limit/redis-throttler.storage.js';
 import { RedisService } from '../src/redis/redis.service.js';
-import { TestKiln, resetState } from './support/kiln.js';
+import { bearer, createClientKey, testJob } from './support/builders.js';
+import { TestKiln, resetState, startForTest, useKiln } from './support/kiln.js';
 
 /** Limits under test, nothing whitelisted, and the other limits out of the way. */
 const LIMITED = {
@@ -14,27 +14,19 @@ const LIMITED = {
   RATE_LIMIT_SUBMIT_PER_MINUTE: '3',
 };
 
-const job = { kind: 'test', input: {} };
-
 async function submitAs(kiln: TestKiln, key: string) {
-  return kiln.request('POST', '/jobs', job, { authorization: `Bearer ${key}` });
+  return kiln.request('POST', '/jobs', testJob(), bearer(key));
 }
 
 describe('rate limits', () => {
-  let kiln: TestKiln;
+  const kiln = useKiln(LIMITED);
   let alice: string;
   let bob: string;
 
-  beforeAll(async () => {
-    await resetState();
-    kiln = await TestKiln.start(LIMITED);
-  });
-  afterAll(() => kiln.close());
   beforeEach(async () => {
     await resetState();
-    const keys = kiln.app.get(ApiKeys);
-    alice = (await keys.create({ name: 'alice', role: 'client' })).key;
-    bob = (await keys.create({ name: 'bob', role: 'client' })).key;
+    alice = await createClientKey(kiln, 'alice');
+    bob = await createClientKey(kiln, 'bob');
   });
 
   it('lets exactly N submissions through in a window, then answers 429 with the headers', async () => {
@@ -58,9 +50,7 @@ describe('rate limits', () => {
     // The budget is per key: another client still has all of its own.
     expect((await submitAs(kiln, bob)).status).toBe(202);
     // Reading is not submitting.
-    const read = await kiln.request('GET', '/jobs', undefined, {
-      authorization: `Bearer ${alice}`,
-    });
+    const read = await kiln.request('GET', '/jobs', undefined, bearer(alice));
     expect(read.status).toBe(200);
     expect(read.headers.get('ratelimit-policy')).not.toContain('submit');
     const metrics = await (await kiln.fetch('/metrics')).text();
@@ -72,8 +62,8 @@ describe('rate limits', () => {
       kiln.request(
         'POST',
         '/jobs/batch',
-        { jobs: Array.from({ length: size }, () => job) },
-        { authorization: `Bearer ${alice}` },
+        { jobs: Array.from({ length: size }, () => testJob()) },
+        bearer(alice),
       );
     expect((await batch(4)).status).toBe(429);
     expect((await batch(2)).status).toBe(202);
@@ -82,9 +72,7 @@ describe('rate limits', () => {
   });
 
   it('honours a key of its own limits', async () => {
-    const { key } = await kiln.app
-      .get(ApiKeys)
-      .create({ name: 'tight', role: 'client', submitLimitPerMinute: 1 });
+    const key = await createClientKey(kiln, 'tight', { submitLimitPerMinute: 1 });
     expect((await submitAs(kiln, key)).status).toBe(202);
     expect((await submitAs(kiln, key)).status).toBe(429);
   });
@@ -152,26 +140,20 @@ describe('the burst limit', () => {
 describe('the whitelist', () => {
   it('lets whitelisted addresses and keys through without limit', async () => {
     await resetState();
-    const byIp = await TestKiln.start({
+    const byIp = await startForTest({
       ...LIMITED,
       RATE_LIMIT_WHITELIST: '127.0.0.1,::1,::ffff:127.0.0.1',
     });
-    const byKey = await TestKiln.start({ ...LIMITED, RATE_LIMIT_WHITELIST: 'vip' });
-    try {
-      const keys = byIp.app.get(ApiKeys);
-      const client = (await keys.create({ name: 'someone', role: 'client' })).key;
-      const vip = (await keys.create({ name: 'vip', role: 'client' })).key;
-      for (let i = 0; i < 5; i++) {
-        expect((await submitAs(byIp, client)).status).toBe(202);
-        expect((await submitAs(byKey, vip)).status).toBe(202);
-      }
-      expect((await submitAs(byKey, client)).status).toBe(202);
-      for (let i = 0; i < 3; i++) await submitAs(byKey, client);
-      expect((await submitAs(byKey, client)).status).toBe(429);
-    } finally {
-      await byKey.close();
-      await byIp.close();
+    const byKey = await startForTest({ ...LIMITED, RATE_LIMIT_WHITELIST: 'vip' });
+    const client = await createClientKey(byIp, 'someone');
+    const vip = await createClientKey(byIp, 'vip');
+    for (let i = 0; i < 5; i++) {
+      expect((await submitAs(byIp, client)).status).toBe(202);
+      expect((await submitAs(byKey, vip)).status).toBe(202);
     }
+    expect((await submitAs(byKey, client)).status).toBe(202);
+    for (let i = 0; i < 3; i++) await submitAs(byKey, client);
+    expect((await submitAs(byKey, client)).status).toBe(429);
   });
 });
 
@@ -182,7 +164,7 @@ describe('callers without a key', () => {
       { ...LIMITED, AUTH_DISABLED: 'true', TRUST_PROXY: 'true' },
       async (kiln) => {
         const submitFrom = async (ip: string) =>
-          (await kiln.request('POST', '/jobs', job, { 'x-forwarded-for': ip })).status;
+          (await kiln.request('POST', '/jobs', testJob(), { 'x-forwarded-for': ip })).status;
         const first = [];
         for (let i = 0; i < 4; i++) first.push(await submitFrom('203.0.113.7'));
         expect(first).toEqual([202, 202, 202, 429]);

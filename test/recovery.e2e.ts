@@ -1,20 +1,14 @@
 import type { ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseWavHeader } from '../src/generation/generators/music/wav.js';
 import { JobQueue } from '../src/jobs/job-queue.service.js';
 import { JobReconciler } from '../src/jobs/job-reconciler.service.js';
 import { REDIS_URL, TEST_PREFIX } from './support/env.js';
-import { TestKiln, deleteRedisKeys, resetState } from './support/kiln.js';
+import { TestKiln, deleteRedisKeys, resetState, useKiln } from './support/kiln.js';
 import { killHard, startWorkerProcess } from './support/processes.js';
 
-let api: TestKiln;
-
-beforeAll(async () => {
-  await resetState();
-  api = await TestKiln.start({ KILN_ROLE: 'api' });
-});
-afterAll(() => api.close());
+const api = useKiln({ KILN_ROLE: 'api' });
 beforeEach(resetState);
 
 describe('the reconciler', () => {

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { JobQueue } from '../src/jobs/job-queue.service.js';
 import { JobReconciler } from '../src/jobs/job-reconciler.service.js';
 import { TEST_PREFIX } from './support/env.js';
-import { TestKiln, deleteRedisKeys, resetState, sql } from './support/kiln.js';
+import { TestKiln, deleteRedisKeys, resetState, sql, useKiln } from './support/kiln.js';
 import { OwnPostgres } from './support/postgres-server.js';
 import { TestGenerator } from './support/test.generator.js';
 
@@ -52,24 +52,14 @@ describe('a claim while PostgreSQL is down', () => {
 });
 
 describe('the reconciler and a running attempt', () => {
-  let api: TestKiln;
-  let worker: TestKiln;
-
-  beforeAll(async () => {
-    await resetState();
-    api = await TestKiln.start({ KILN_ROLE: 'api' });
-    worker = await TestKiln.start({ KILN_ROLE: 'worker' });
-  });
-  afterAll(async () => {
-    await worker.close();
-    await api.close();
-  });
+  const api = useKiln({ KILN_ROLE: 'api' });
+  useKiln({ KILN_ROLE: 'worker' }, { reset: false });
   beforeEach(resetState);
 
   it('does not start a second attempt of a job whose lease is live after Redis lost its keys', async () => {
     // Longer than the lease (JOB_LOCK_MS, 2 s in tests): the worker must keep renewing it.
     const { body } = await api.submit('test', { holdMs: 5_000, tag: 'live-lease' });
-    await api.waitForJob(body.id, (job) => job.status === 'processing' && job.progress > 0);
+    await api.waitForProgress(body.id);
     expect(await deleteRedisKeys(`${TEST_PREFIX}:*`)).toBeGreaterThan(0);
 
     const reconciler = api.app.get(JobReconciler);
@@ -98,7 +88,7 @@ describe('the reconciler and a running attempt', () => {
 
   it('stops an attempt that lost its lease, which then writes nothing', async () => {
     const { body } = await api.submit('test', { holdMs: 4_000, tag: 'superseded' });
-    await api.waitForJob(body.id, (job) => job.status === 'processing' && job.progress > 0);
+    await api.waitForProgress(body.id);
     // Another worker took the job over, as after a lease that lapsed while this one was stuck.
     await sql(`UPDATE jobs SET attempts = attempts + 1 WHERE id = $1`, [body.id]);
 

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { afterAll, beforeAll, onTestFinished } from 'vitest';
 import { createKilnApp } from '../../src/http/app.factory.js';
 import { type KilnConfig, loadConfig } from '../../src/config/config.js';
 import type { JobEvent } from '../../src/jobs/job-events.service.js';
@@ -45,18 +46,20 @@ export interface Response<T> {
   body: T;
 }
 
+interface Running {
+  app: NestFastifyApplication;
+  config: KilnConfig;
+  url: string;
+}
+
 export class TestKiln {
-  private constructor(
-    readonly app: NestFastifyApplication,
-    readonly config: KilnConfig,
-    readonly url: string,
-  ) {}
+  private started?: Running;
+  private closing?: Promise<void>;
 
   static async start(env: Record<string, string> = {}): Promise<TestKiln> {
-    const config = loadConfig({ ...TEST_ENV, ...env });
-    const app = await createKilnApp(config, { generators: [TestGenerator] });
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    return new TestKiln(app, config, await app.getUrl());
+    const kiln = new TestKiln();
+    await kiln.listen(env);
+    return kiln;
   }
 
   /** Runs `test` against an app of its own, closed however the test ends. */
@@ -70,6 +73,31 @@ export class TestKiln {
     } finally {
       await kiln.close();
     }
+  }
+
+  /** Starts the app on a free port: `start` does at once, `useKiln` in `beforeAll`. */
+  async listen(env: Record<string, string>): Promise<void> {
+    const config = loadConfig({ ...TEST_ENV, ...env });
+    const app = await createKilnApp(config, { generators: [TestGenerator] });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    this.started = { app, config, url: await app.getUrl() };
+  }
+
+  get app(): NestFastifyApplication {
+    return this.running.app;
+  }
+
+  get config(): KilnConfig {
+    return this.running.config;
+  }
+
+  get url(): string {
+    return this.running.url;
+  }
+
+  private get running(): Running {
+    if (!this.started) throw new Error('This app has not started: useKiln starts it in beforeAll.');
+    return this.started;
   }
 
   /** Sends the admin key unless `init.headers` has an `authorization` of its own. */
@@ -122,9 +150,38 @@ export class TestKiln {
     return this.waitForJob(id, (job) => job.status === status, timeoutMs);
   }
 
-  async close(): Promise<void> {
-    await this.app.close();
+  /** Polls until the job runs and has reported progress: its generator is at work. */
+  waitForProgress(id: string): Promise<JobView> {
+    return this.waitForJob(id, (job) => job.status === 'processing' && job.progress > 0);
   }
+
+  /** Closes the app, if it started; a second call waits for the same close. */
+  close(): Promise<void> {
+    this.closing ??= this.started?.app.close() ?? Promise.resolve();
+    return this.closing;
+  }
+}
+
+/**
+ * The app a file or a `describe` block shares: the state is reset and the app started before its
+ * tests, and closed after them. `reset: false` keeps the state, for a second app beside one that
+ * has just reset it.
+ */
+export function useKiln(env: Record<string, string> = {}, { reset = true } = {}): TestKiln {
+  const kiln = new TestKiln();
+  beforeAll(async () => {
+    if (reset) await resetState();
+    await kiln.listen(env);
+  });
+  afterAll(() => kiln.close());
+  return kiln;
+}
+
+/** An app for the running test alone, closed when the test finishes, however it ends. */
+export async function startForTest(env: Record<string, string> = {}): Promise<TestKiln> {
+  const kiln = await TestKiln.start(env);
+  onTestFinished(() => kiln.close());
+  return kiln;
 }
 
 /** Empties the test database tables and the test prefix in Redis. */

@@ -60,8 +60,12 @@ export class OwnPostgres {
     return server;
   }
 
-  /** Starts the server (again), keeping its data, and waits until it accepts connections. */
+  /**
+   * Starts the server (again), keeping its data, and waits until it accepts connections. A server
+   * that runs is left as it is: a second one on its data would exit, and take this handle with it.
+   */
   async restart(): Promise<void> {
+    if (this.running) return;
     this.process = spawn(
       join(binDir(), 'postgres'),
       [
@@ -100,10 +104,9 @@ export class OwnPostgres {
 
   /** A fast shutdown (`pg_ctl stop -m fast`): sessions are ended, the port closes. */
   async stop(): Promise<void> {
-    const running = this.process;
-    if (!running || running.exitCode !== null || running.signalCode !== null) return;
-    running.kill('SIGINT');
-    await once(running, 'exit');
+    if (!this.running) return;
+    this.process!.kill('SIGINT');
+    await once(this.process!, 'exit');
   }
 
   /** Every process of the cluster stopped (SIGSTOP): connections open, nothing answers. */
@@ -120,6 +123,10 @@ export class OwnPostgres {
     this.thaw();
     await this.stop();
     rmSync(join(this.dataDir, '..'), { recursive: true, force: true });
+  }
+
+  private get running(): boolean {
+    return this.process?.exitCode === null && this.process.signalCode === null;
   }
 
   private signalAll(signal: NodeJS.Signals): void {
