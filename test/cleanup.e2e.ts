@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { DataSource } from 'typeorm';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { ArtifactStore } from '../src/artifacts/artifact-store.service.js';
 import type { CleanupReport } from '../src/cleanup/cleanup.service.js';
 import { withAdvisoryLock } from '../src/database/advisory-lock.js';
@@ -151,7 +151,8 @@ describe('cleanup of BullMQ entries', () => {
     const { body } = await kiln.submit('test', { failTimes: 1 });
     await kiln.waitForStatus(body.id, 'failed');
     const queue = kiln.app.get(JobQueue);
-    expect((await queue.counts())['generation-cpu']?.failed).toBe(1);
+    // The row fails first; BullMQ moves its entry to failed once the worker's attempt returns.
+    await vi.waitFor(async () => expect((await queue.counts())['generation-cpu']?.failed).toBe(1));
 
     expect((await runCleanup(kiln)).removed.queue_entries).toBe(1);
     expect((await queue.counts())['generation-cpu']?.failed).toBe(0);

@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { JobLifecycle } from '../src/jobs/job-lifecycle.service.js';
 import { JobQueue } from '../src/jobs/job-queue.service.js';
@@ -231,8 +232,10 @@ describe('graceful shutdown', () => {
     const stream = await kiln.fetch(`/api/v1/jobs/${body.id}/events`);
     const reader = stream.body!.getReader();
     await reader.read();
+    // In flight: the server has the request when shutdown begins.
+    const arrived = once(kiln.app.getHttpServer(), 'request');
     const inFlight = kiln.submit('test', { tag: 'late' });
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    await arrived;
     await kiln.close();
     for (;;) if ((await reader.read()).done) break;
     expect([202, 503]).toContain((await inFlight).status);

@@ -245,8 +245,11 @@ describe('model servers', () => {
         'impatient-model': { url: cog.url, pollIntervalMs: 50, requestTimeoutMs: 200 },
         'small-model': { url: cog.url, pollIntervalMs: 50, maxOutputBytes: 20 },
         'bucket-model': { url: cog.url, pollIntervalMs: 50, outputOrigins: [other.url] },
+        // Reading its 65 MB answer must end at the size bound, not at a timeout on a busy machine.
+        'chatty-model': { url: cog.url, pollIntervalMs: 50, requestTimeoutMs: 30_000 },
       }),
-      MAX_RETRIES_BY_KIND: 'cog-model=1,impatient-model=0,small-model=1,bucket-model=1',
+      MAX_RETRIES_BY_KIND:
+        'cog-model=1,impatient-model=0,small-model=1,bucket-model=1,chatty-model=1',
     });
   });
   afterAll(async () => {
@@ -325,7 +328,7 @@ describe('model servers', () => {
       expect(failed.error).toBe("The output is over the model server's maxOutputBytes (20)");
     }
 
-    const chatty = await kiln.submit('cog-model', { text: 'chatty', mode: 'chatty' });
+    const chatty = await kiln.submit('chatty-model', { text: 'chatty', mode: 'chatty' });
     const failed = await kiln.waitForStatus(chatty.body.id, 'failed');
     expect(failed.attempts).toBe(1);
     expect(failed.error).toMatch(
