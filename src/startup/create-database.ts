@@ -1,7 +1,8 @@
 import { isUnavailable } from '../common/unavailable.js';
 import { ConfigError, type KilnConfig, loadConfig, processEnv } from '../config/config.js';
 import { describeFailure } from './dependencies.js';
-import { poolOptions } from '../database/data-source-options.js';
+import { databaseUrl, poolOptions } from '../database/data-source-options.js';
+import { shownPath } from '../database/embedded-folder.js';
 import { createDatabaseIfMissing, maintenanceClient } from '../database/maintenance.js';
 
 /**
@@ -9,8 +10,15 @@ import { createDatabaseIfMissing, maintenanceClient } from '../database/maintena
  * through the server's `postgres` maintenance database. Tables come from the migrations.
  */
 async function createDatabase(config: KilnConfig): Promise<void> {
+  const { embeddedDir } = config.database;
+  if (embeddedDir !== undefined) {
+    console.log(
+      `DATABASE_URL is unset: Kiln creates its database on its embedded PostgreSQL in ${shownPath(embeddedDir)} at start; nothing to do`,
+    );
+    return;
+  }
   const { name, client } = maintenanceClient(
-    config.database.url,
+    databaseUrl(config),
     poolOptions(config, { bounded: false }),
   );
   await client.connect();
