@@ -5,12 +5,11 @@ import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Injectable } from '@nestjs/common';
 import { sha256Hex } from '../common/canonical-json.js';
+import { isMissingFile } from '../common/fs-errors.js';
 import { KilnConfig } from '../config/config.js';
 import type { GeneratedOutput } from '../generation/generator.js';
-import type { Artifact } from './artifact.entity.js';
+import type { Artifact, StoredArtifact } from './artifact.entity.js';
 import { ArtifactRepository } from './artifact.repository.js';
-
-const isMissing = (error: unknown) => (error as NodeJS.ErrnoException).code === 'ENOENT';
 
 async function fileSha256(path: string): Promise<string> {
   const hash = createHash('sha256');
@@ -22,9 +21,6 @@ async function fileSha256(path: string): Promise<string> {
 const UNUSED_GRACE_MS = 3_600_000;
 const REFRESH_AFTER_MS = 60_000;
 const REMEMBERED_MAX = 10_000;
-
-/** A file stored by content, ready for the job that produced it to refer to. */
-export type StoredArtifact = Pick<Artifact, 'sha256' | 'contentType' | 'extension' | 'sizeBytes'>;
 
 /**
  * Generated files, stored once on disk by content (`ARTIFACT_DIR/ab/abcdef…`), each with a row in
@@ -113,7 +109,9 @@ export class ArtifactStore {
         sha256s.map((sha256) => unlink(this.pathOf(sha256))),
       );
       const failures = results.flatMap((result) =>
-        result.status === 'rejected' && !isMissing(result.reason) ? [result.reason as Error] : [],
+        result.status === 'rejected' && !isMissingFile(result.reason)
+          ? [result.reason as Error]
+          : [],
       );
       if (failures.length > 0) {
         throw new Error(

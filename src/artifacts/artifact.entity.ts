@@ -25,3 +25,6 @@ export class Artifact {
   @Column('timestamptz', { name: 'last_used_at' })
   lastUsedAt!: Date;
 }
+
+/** A file stored by content, ready for the job that produced it to refer to. */
+export type StoredArtifact = Pick<Artifact, 'sha256' | 'contentType' | 'extension' | 'sizeBytes'>;

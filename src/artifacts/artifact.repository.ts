@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { DataSource, type Repository } from 'typeorm';
 import { Sql } from '../database/sql.service.js';
-import { Artifact } from './artifact.entity.js';
+import { Artifact, type StoredArtifact } from './artifact.entity.js';
 
 /** Every statement on `artifacts`. */
 @Injectable()
@@ -14,10 +14,7 @@ export class ArtifactRepository {
   ) {}
 
   /** Inserts the row, or marks it used again if it was last used over `refreshAfterMs` ago. */
-  async record(
-    artifact: Pick<Artifact, 'sha256' | 'contentType' | 'extension' | 'sizeBytes'>,
-    refreshAfterMs: number,
-  ): Promise<void> {
+  async record(artifact: StoredArtifact, refreshAfterMs: number): Promise<void> {
     await this.sql.query(
       `INSERT INTO artifacts (sha256, content_type, extension, size_bytes) VALUES ($1, $2, $3, $4)
        ON CONFLICT (sha256) DO UPDATE SET last_used_at = now()

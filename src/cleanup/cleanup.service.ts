@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Injectable, Logger } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { ArtifactStore } from '../artifacts/artifact-store.service.js';
+import { isMissingFile } from '../common/fs-errors.js';
 import { KilnConfig } from '../config/config.js';
 import { withAdvisoryLock } from '../database/advisory-lock.js';
 import { JobQueue } from '../jobs/job-queue.service.js';
@@ -30,8 +31,6 @@ export interface CleanupReport {
 const BATCH = 1_000;
 /** A job's scratch directory: `<job id>-<attempt>`. */
 const JOB_TEMP_DIR = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})-\d+$/;
-
-const isMissing = (error: unknown) => (error as NodeJS.ErrnoException).code === 'ENOENT';
 
 /**
  * Removes what Kiln no longer needs. Every task runs under a PostgreSQL advisory lock: crons fire
@@ -119,7 +118,7 @@ export class CleanupService {
     const { tempDir } = this.config.storage;
     const cutoff = Date.now() - this.config.cleanup.tempMaxAgeMs;
     const names = await readdir(tempDir).catch((error: unknown) => {
-      if (isMissing(error)) return [];
+      if (isMissingFile(error)) return [];
       throw error;
     });
     const stale: string[] = [];

@@ -2,6 +2,7 @@ import { statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Injectable } from '@nestjs/common';
 import { HealthIndicatorService } from '@nestjs/terminus';
+import { isMissingFile } from '../common/fs-errors.js';
 import { KilnConfig } from '../config/config.js';
 
 const GB = 1024 ** 3;
@@ -24,7 +25,7 @@ async function diskSpace(path: string): Promise<DiskSpace> {
         freePercent: Math.round((stats.bavail / stats.blocks) * 10_000) / 100,
       };
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || at === dirname(at)) throw error;
+      if (!isMissingFile(error) || at === dirname(at)) throw error;
     }
   }
 }

@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { OwnerScope } from '../auth/principal.js';
-import type { StoredArtifact } from '../artifacts/artifact-store.service.js';
+import type { StoredArtifact } from '../artifacts/artifact.entity.js';
 import { KilnConfig } from '../config/config.js';
 import { KilnMetrics } from '../metrics/kiln-metrics.js';
 import { JobEvents, jobEvent } from './job-events.service.js';

@@ -1,4 +1,4 @@
-import type { StoredArtifact } from '../../src/artifacts/artifact-store.service.js';
+import type { StoredArtifact } from '../../src/artifacts/artifact.entity.js';
 import { Artifact } from '../../src/artifacts/artifact.entity.js';
 import type { ArtifactRepository } from '../../src/artifacts/artifact.repository.js';
 
