@@ -5,6 +5,7 @@
 const LAYERS = [
   ['common', 'config'],
   ['logging', 'process', 'redis', 'database'],
+  ['backplane'],
   ['auth', 'gpu', 'metrics'],
   ['generation', 'rate-limit'],
   ['artifacts'],

@@ -9,7 +9,7 @@ import { createKilnApp } from '../../src/http/app.factory.js';
 import { type KilnConfig, loadConfig } from '../../src/config/config.js';
 import type { JobEvent } from '../../src/jobs/job-events.service.js';
 import type { JobView } from '../../src/jobs/job.dto.js';
-import { REDIS_URL, TEST_DATABASE_URL, TEST_PREFIX } from './env.js';
+import { ON_REDIS, REDIS_URL, TEST_DATABASE_URL, TEST_PREFIX } from './env.js';
 import { TestGenerator } from './test.generator.js';
 
 const storage = mkdtempSync(join(tmpdir(), 'kiln-test-'));
@@ -21,8 +21,7 @@ export const ADMIN_KEY = 'kiln_test-admin-key-0123456789';
 export const TEST_ENV: Record<string, string> = {
   KILN_ADMIN_API_KEY: ADMIN_KEY,
   DATABASE_URL: TEST_DATABASE_URL,
-  REDIS_URL,
-  REDIS_PREFIX: TEST_PREFIX,
+  ...(ON_REDIS ? { REDIS_URL, REDIS_PREFIX: TEST_PREFIX } : { QUEUE_BACKEND: 'postgres' }),
   ARTIFACT_DIR: join(storage, 'artifacts'),
   TEMP_DIR: join(storage, 'tmp'),
   LOG_LEVEL: 'error',
@@ -196,10 +195,16 @@ export async function resetState(): Promise<void> {
     );
     const tables = rows[0]?.tables ?? [];
     if (tables.length > 0) await client.query(`TRUNCATE ${tables.join(', ')}`);
+    // BullMQ's queues on PostgreSQL: everything but its schema version.
+    if (!ON_REDIS) {
+      await client.query(`DO $$ DECLARE t text; BEGIN
+        FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = 'bullmq' AND tablename <> 'migration'
+        LOOP EXECUTE format('TRUNCATE bullmq.%I CASCADE', t); END LOOP; END $$`);
+    }
   } finally {
     await client.end();
   }
-  await deleteRedisKeys(`${TEST_PREFIX}:*`);
+  if (ON_REDIS) await deleteRedisKeys(`${TEST_PREFIX}:*`);
 }
 
 export async function deleteRedisKeys(pattern: string): Promise<number> {
