@@ -3,11 +3,25 @@ import { ThrottlerModule } from '@nestjs/throttler';
 import type { FastifyRequest } from 'fastify';
 import { KilnConfig } from '../config/config.js';
 import { RedisService } from '../redis/redis.service.js';
+import { RateLimitStorage } from './rate-limit.storage.js';
 import { RedisThrottlerStorage } from './redis-throttler.storage.js';
 import { SUBMIT_LIMIT } from './submit-cost.decorator.js';
 
 const callerLimits = (context: ExecutionContext) =>
   context.switchToHttp().getRequest<FastifyRequest>().principal?.limits;
+
+/** The counters, for the throttler's options and for the guard to count through directly. */
+@Module({
+  providers: [
+    {
+      provide: RateLimitStorage,
+      inject: [RedisService],
+      useFactory: (redis: RedisService) => new RedisThrottlerStorage(redis),
+    },
+  ],
+  exports: [RateLimitStorage],
+})
+class RateLimitStorageModule {}
 
 /**
  * Three named limits, from configuration: `burst` per second and `general` per minute on every
@@ -16,12 +30,14 @@ const callerLimits = (context: ExecutionContext) =>
  */
 @Module({
   imports: [
+    RateLimitStorageModule,
     ThrottlerModule.forRootAsync({
-      inject: [KilnConfig, RedisService],
-      useFactory: (config: KilnConfig, redis: RedisService) => {
+      imports: [RateLimitStorageModule],
+      inject: [KilnConfig, RateLimitStorage],
+      useFactory: (config: KilnConfig, storage: RateLimitStorage) => {
         const { perMinute, burstPerSecond, submitPerMinute } = config.rateLimit;
         return {
-          storage: new RedisThrottlerStorage(redis.client),
+          storage,
           throttlers: [
             {
               name: 'burst',
@@ -48,5 +64,6 @@ const callerLimits = (context: ExecutionContext) =>
       },
     }),
   ],
+  exports: [RateLimitStorageModule],
 })
 export class RateLimitModule {}
