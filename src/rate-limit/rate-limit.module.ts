@@ -2,7 +2,8 @@ import { type ExecutionContext, Module } from '@nestjs/common';
 import { ThrottlerModule } from '@nestjs/throttler';
 import type { FastifyRequest } from 'fastify';
 import { KilnConfig } from '../config/config.js';
-import { RedisService } from '../redis/redis.service.js';
+import { redisOrPostgres } from '../redis/redis-or-postgres.js';
+import { PostgresThrottlerStorage } from './postgres-throttler.storage.js';
 import { RateLimitStorage } from './rate-limit.storage.js';
 import { RedisThrottlerStorage } from './redis-throttler.storage.js';
 import { SUBMIT_LIMIT } from './submit-cost.decorator.js';
@@ -10,14 +11,13 @@ import { SUBMIT_LIMIT } from './submit-cost.decorator.js';
 const callerLimits = (context: ExecutionContext) =>
   context.switchToHttp().getRequest<FastifyRequest>().principal?.limits;
 
-/** The counters, for the throttler's options and for the guard to count through directly. */
+/** The counters (Redis, else PostgreSQL), for the throttler's options and the guard. */
 @Module({
   providers: [
-    {
-      provide: RateLimitStorage,
-      inject: [RedisService],
-      useFactory: (redis: RedisService) => new RedisThrottlerStorage(redis),
-    },
+    redisOrPostgres(RateLimitStorage, {
+      redis: (redis) => new RedisThrottlerStorage(redis),
+      postgres: (sql) => new PostgresThrottlerStorage(sql),
+    }),
   ],
   exports: [RateLimitStorage],
 })
