@@ -137,6 +137,7 @@ const envSchema = z.object({
   CLEANUP_JOBS_CRON: cron.default('0 * * * *'),
   CLEANUP_TEMP_CRON: cron.default('*/10 * * * *'),
   CLEANUP_QUEUE_CRON: cron.default('*/15 * * * *'),
+  CLEANUP_RATE_LIMITS_CRON: cron.default('*/10 * * * *'),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -245,6 +246,7 @@ function toConfig(env: z.output<typeof envSchema>, inherited: Record<string, str
         jobs: env.CLEANUP_JOBS_CRON,
         temp: env.CLEANUP_TEMP_CRON,
         queue: env.CLEANUP_QUEUE_CRON,
+        'rate-limits': env.CLEANUP_RATE_LIMITS_CRON,
       },
     },
   };
