@@ -1,8 +1,11 @@
 import { Global, Module } from '@nestjs/common';
 import { PrometheusModule } from '@willsoto/nestjs-prometheus';
+import { RedisService } from '../redis/redis.service.js';
 import { HttpMetrics } from './http-metrics.service.js';
 import { KilnMetrics, METRIC_PROVIDERS } from './kiln-metrics.js';
+import { LatencyStore } from './latency-store.js';
 import { MetricsController } from './metrics.controller.js';
+import { RedisLatencyStore } from './redis-latency.store.js';
 import { RouteLatency } from './route-latency.service.js';
 import { ScrapeCollectors } from './scrape-collectors.service.js';
 
@@ -20,7 +23,18 @@ const prometheus = PrometheusModule.register({
 @Global()
 @Module({
   imports: [prometheus],
-  providers: [...METRIC_PROVIDERS, KilnMetrics, ScrapeCollectors, RouteLatency, HttpMetrics],
+  providers: [
+    ...METRIC_PROVIDERS,
+    KilnMetrics,
+    ScrapeCollectors,
+    {
+      provide: LatencyStore,
+      inject: [RedisService],
+      useFactory: (redis: RedisService) => new RedisLatencyStore(redis),
+    },
+    RouteLatency,
+    HttpMetrics,
+  ],
   exports: [KilnMetrics, ScrapeCollectors, RouteLatency],
 })
 export class MetricsModule {}
