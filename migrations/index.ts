@@ -3,6 +3,7 @@ import { ArtifactLastUsed1764115200000 } from './1764115200000-artifact-last-use
 import { CreateApiKeys1764201600000 } from './1764201600000-create-api-keys.js';
 import { JobLease1764288000000 } from './1764288000000-job-lease.js';
 import { RateLimitCounters1764374400000 } from './1764374400000-rate-limit-counters.js';
+import { RouteLatency1764460800000 } from './1764460800000-route-latency.js';
 
 /** Every migration, oldest first; listed so the app and the CLI run the same set. */
 export const migrations = [
@@ -11,4 +12,5 @@ export const migrations = [
   CreateApiKeys1764201600000,
   JobLease1764288000000,
   RateLimitCounters1764374400000,
+  RouteLatency1764460800000,
 ];

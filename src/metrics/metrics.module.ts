@@ -1,10 +1,11 @@
 import { Global, Module } from '@nestjs/common';
 import { PrometheusModule } from '@willsoto/nestjs-prometheus';
-import { RedisService } from '../redis/redis.service.js';
+import { redisOrPostgres } from '../redis/redis-or-postgres.js';
 import { HttpMetrics } from './http-metrics.service.js';
 import { KilnMetrics, METRIC_PROVIDERS } from './kiln-metrics.js';
 import { LatencyStore } from './latency-store.js';
 import { MetricsController } from './metrics.controller.js';
+import { PostgresLatencyStore } from './postgres-latency.store.js';
 import { RedisLatencyStore } from './redis-latency.store.js';
 import { RouteLatency } from './route-latency.service.js';
 import { ScrapeCollectors } from './scrape-collectors.service.js';
@@ -27,11 +28,10 @@ const prometheus = PrometheusModule.register({
     ...METRIC_PROVIDERS,
     KilnMetrics,
     ScrapeCollectors,
-    {
-      provide: LatencyStore,
-      inject: [RedisService],
-      useFactory: (redis: RedisService) => new RedisLatencyStore(redis),
-    },
+    redisOrPostgres(LatencyStore, {
+      redis: (redis) => new RedisLatencyStore(redis),
+      postgres: (sql) => new PostgresLatencyStore(sql),
+    }),
     RouteLatency,
     HttpMetrics,
   ],

@@ -5,6 +5,7 @@ import { DependencyOutagesModule } from '../../src/common/dependency-outages.ser
 import { ConfigModule } from '../../src/config/config.module.js';
 import { loadConfig } from '../../src/config/config.js';
 import { DatabaseModule } from '../../src/database/database.module.js';
+import { MetricsModule } from '../../src/metrics/metrics.module.js';
 import { RateLimitModule } from '../../src/rate-limit/rate-limit.module.js';
 import { RedisModule } from '../../src/redis/redis.module.js';
 import { TEST_ENV } from './kiln.js';
@@ -15,7 +16,8 @@ export type Backend = 'redis' | 'postgres';
 /**
  * The stores of one Kiln process, wired as the app wires them, with neither routes nor workers:
  * Redis where RedisModule is imported, PostgreSQL where it is not. Each replica has a pg pool and
- * Redis connections of its own, as two processes would. Initialized, never listening.
+ * Redis connections of its own, as two processes would. Initialized (Fastify for the HTTP metrics'
+ * hook), never listening.
  */
 export async function startReplica(backend: Backend): Promise<INestApplication> {
   class Replica {}
@@ -27,6 +29,7 @@ export async function startReplica(backend: Backend): Promise<INestApplication> 
         DependencyOutagesModule,
         DatabaseModule,
         ...(backend === 'redis' ? [RedisModule] : []),
+        MetricsModule,
         RateLimitModule,
       ],
     },
