@@ -55,96 +55,92 @@ const list = z.string().transform((text) =>
 const cron = z.string().regex(/^(\S+\s+){4,5}\S+$/, 'expected a cron expression such as 0 * * * *');
 
 /** Every environment key Kiln reads, with its default. `.env.example` mirrors this list. */
-const envSchema = z
-  .object({
-    KILN_ROLE: z.enum(['all', 'api', 'worker']).default('all'),
-    HOST: z.string().default('0.0.0.0'),
-    TRUST_PROXY: bool.default(false),
-    CORS_ORIGINS: list.default([]),
-    KILN_ADMIN_API_KEY: z
-      .string()
-      .regex(/^kiln_[\w-]{20,}$/, 'expected kiln_ followed by at least 20 letters, digits, _ or -')
-      .optional(),
-    AUTH_DISABLED: bool.default(false),
-    AUTH_CACHE_MS: int(0).default(5_000),
-    RATE_LIMIT_ENABLED: bool.default(true),
-    RATE_LIMIT_PER_MINUTE: int(1).default(60),
-    RATE_LIMIT_BURST_PER_SECOND: int(1).default(10),
-    RATE_LIMIT_SUBMIT_PER_MINUTE: int(1).default(10),
-    RATE_LIMIT_WHITELIST: list.default(['127.0.0.1', '::1', '::ffff:127.0.0.1']),
-    PORT: int(0, 65535).default(3000),
-    LOG_LEVEL: z.enum(['error', 'warn', 'log', 'debug', 'verbose']).default('log'),
-    BODY_LIMIT_BYTES: int(1024).default(1_048_576),
-    HTTP_REQUEST_TIMEOUT: duration
-      .pipe(z.number().min(100, 'expected at least 100ms'))
-      .default(30_000),
-    DATABASE_URL: z
-      .url({ protocol: /^postgres(ql)?$/ })
-      .default('postgres://postgres@127.0.0.1:5432/kiln'),
-    // A task under an advisory lock holds one connection while it queries on another.
-    DB_POOL_SIZE: int(2, 200).default(10),
-    DB_MIGRATE_ON_START: bool.default(true),
-    DB_STATEMENT_TIMEOUT: duration.default(5_000),
-    DB_CONNECT_TIMEOUT: duration.default(3_000),
-    DEPENDENCY_WAIT: duration.default(60_000),
-    // Unset: queues and messages go through PostgreSQL, and Kiln needs no Redis.
-    QUEUE_BACKEND: z.enum(['redis', 'postgres']).optional(),
-    REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
-    REDIS_PREFIX: z
-      .string()
-      .regex(/^[\w:{}-]+$/)
-      .default('kiln'),
-    ARTIFACT_DIR: z.string().default('var/artifacts'),
-    TEMP_DIR: z.string().default(join(tmpdir(), 'kiln')),
-    BATCH_MAX: int(1, 1000).default(10),
-    MAX_RETRIES: int(0, 100).default(3),
-    RETRY_DELAY_MS: int(0).default(1000),
-    JOB_TIMEOUT_MS: int(1).default(600_000),
-    JOB_TIMEOUT_MS_BY_KIND: perKind('milliseconds', 1).default({}),
-    MAX_RETRIES_BY_KIND: perKind('retries', 0, 100).default({}),
-    PROGRESS_INTERVAL_MS: int(0).default(250),
-    EVENTS_RESYNC_MS: int(100).default(5_000),
-    CPU_CONCURRENCY: int(1, 1024).default(availableParallelism()),
-    GPU_CONCURRENCY: int(1, 1024).optional(),
-    // Unset: the CPU queue, and the GPU queue too where nvidia-smi finds a GPU at start.
-    KILN_WORKER_QUEUES: list
-      .pipe(z.array(z.enum(['cpu', 'gpu'])).min(1, 'expected cpu, gpu or both'))
-      .optional(),
-    GENERATOR_CHECK_INTERVAL_MS: int(1000).default(60_000),
-    ESPEAK_NG_PATH: z.string().min(1).default('espeak-ng'),
-    COMMAND_GENERATORS: commandGenerators.default({}),
-    COMMAND_KILL_GRACE_MS: int(0).default(5_000),
-    JOB_ABORT_SETTLE_MS: int(0).optional(),
-    MODEL_SERVERS: modelServers.default({}),
-    // A dead worker's job starts again within JOB_LOCK_MS + STALLED_CHECK_INTERVAL_MS.
-    JOB_LOCK_MS: int(1000).default(8_000),
-    STALLED_CHECK_INTERVAL_MS: int(100).default(4_000),
-    RECONCILE_INTERVAL_MS: int(100).default(30_000),
-    SHUTDOWN_GRACE_MS: int(0).default(30_000),
-    SHUTDOWN_READINESS_DELAY_MS: int(0).default(5_000),
-    HEALTH_CHECK_TIMEOUT_MS: int(1).default(1_000),
-    LIVENESS_EVENT_LOOP_DELAY_MS: int(1).default(2_000),
-    LIVENESS_HEAP_MAX_RATIO: z.coerce.number().gt(0).max(1).default(0.95),
-    DISK_MIN_FREE_PERCENT: z.coerce.number().min(0).max(100).default(5),
-    DISK_MIN_FREE_MB: int(0).default(1_024),
-    QUEUE_BACKLOG_THRESHOLD: int(1).default(1_000),
-    NVIDIA_SMI_PATH: z.string().min(1).default('nvidia-smi'),
-    GPU_REQUIRED: bool.default(false),
-    GPU_POLL_INTERVAL_MS: int(100).default(5_000),
-    GPU_POLL_TIMEOUT_MS: int(100).default(3_000),
-    METRICS_TOKEN: z.string().min(16, 'use at least 16 characters').optional(),
-    CLEANUP_ENABLED: bool.default(true),
-    JOB_RETENTION_DAYS: int(1).default(7),
-    TEMP_MAX_AGE: duration.default(3_600_000),
-    QUEUE_RETENTION: duration.default(86_400_000),
-    CLEANUP_JOBS_CRON: cron.default('0 * * * *'),
-    CLEANUP_TEMP_CRON: cron.default('*/10 * * * *'),
-    CLEANUP_QUEUE_CRON: cron.default('*/15 * * * *'),
-  })
-  .refine((env) => env.QUEUE_BACKEND !== 'redis' || env.REDIS_URL, {
-    path: ['REDIS_URL'],
-    message: 'required with QUEUE_BACKEND=redis',
-  });
+const envSchema = z.object({
+  KILN_ROLE: z.enum(['all', 'api', 'worker']).default('all'),
+  HOST: z.string().default('0.0.0.0'),
+  TRUST_PROXY: bool.default(false),
+  CORS_ORIGINS: list.default([]),
+  KILN_ADMIN_API_KEY: z
+    .string()
+    .regex(/^kiln_[\w-]{20,}$/, 'expected kiln_ followed by at least 20 letters, digits, _ or -')
+    .optional(),
+  AUTH_DISABLED: bool.default(false),
+  AUTH_CACHE_MS: int(0).default(5_000),
+  RATE_LIMIT_ENABLED: bool.default(true),
+  RATE_LIMIT_PER_MINUTE: int(1).default(60),
+  RATE_LIMIT_BURST_PER_SECOND: int(1).default(10),
+  RATE_LIMIT_SUBMIT_PER_MINUTE: int(1).default(10),
+  RATE_LIMIT_WHITELIST: list.default(['127.0.0.1', '::1', '::ffff:127.0.0.1']),
+  PORT: int(0, 65535).default(3000),
+  LOG_LEVEL: z.enum(['error', 'warn', 'log', 'debug', 'verbose']).default('log'),
+  BODY_LIMIT_BYTES: int(1024).default(1_048_576),
+  HTTP_REQUEST_TIMEOUT: duration
+    .pipe(z.number().min(100, 'expected at least 100ms'))
+    .default(30_000),
+  DATABASE_URL: z
+    .url({ protocol: /^postgres(ql)?$/ })
+    .default('postgres://postgres@127.0.0.1:5432/kiln'),
+  // A task under an advisory lock holds one connection while it queries on another.
+  DB_POOL_SIZE: int(2, 200).default(10),
+  DB_MIGRATE_ON_START: bool.default(true),
+  DB_STATEMENT_TIMEOUT: duration.default(5_000),
+  DB_CONNECT_TIMEOUT: duration.default(3_000),
+  DEPENDENCY_WAIT: duration.default(60_000),
+  // Unset: queues and messages go through PostgreSQL, and Kiln needs no Redis.
+  QUEUE_BACKEND: z.enum(['redis', 'postgres']).optional(),
+  REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+  REDIS_PREFIX: z
+    .string()
+    .regex(/^[\w:{}-]+$/)
+    .default('kiln'),
+  ARTIFACT_DIR: z.string().default('var/artifacts'),
+  TEMP_DIR: z.string().default(join(tmpdir(), 'kiln')),
+  BATCH_MAX: int(1, 1000).default(10),
+  MAX_RETRIES: int(0, 100).default(3),
+  RETRY_DELAY_MS: int(0).default(1000),
+  JOB_TIMEOUT_MS: int(1).default(600_000),
+  JOB_TIMEOUT_MS_BY_KIND: perKind('milliseconds', 1).default({}),
+  MAX_RETRIES_BY_KIND: perKind('retries', 0, 100).default({}),
+  PROGRESS_INTERVAL_MS: int(0).default(250),
+  EVENTS_RESYNC_MS: int(100).default(5_000),
+  CPU_CONCURRENCY: int(1, 1024).default(availableParallelism()),
+  GPU_CONCURRENCY: int(1, 1024).optional(),
+  // Unset: the CPU queue, and the GPU queue too where nvidia-smi finds a GPU at start.
+  KILN_WORKER_QUEUES: list
+    .pipe(z.array(z.enum(['cpu', 'gpu'])).min(1, 'expected cpu, gpu or both'))
+    .optional(),
+  GENERATOR_CHECK_INTERVAL_MS: int(1000).default(60_000),
+  ESPEAK_NG_PATH: z.string().min(1).default('espeak-ng'),
+  COMMAND_GENERATORS: commandGenerators.default({}),
+  COMMAND_KILL_GRACE_MS: int(0).default(5_000),
+  JOB_ABORT_SETTLE_MS: int(0).optional(),
+  MODEL_SERVERS: modelServers.default({}),
+  // A dead worker's job starts again within JOB_LOCK_MS + STALLED_CHECK_INTERVAL_MS.
+  JOB_LOCK_MS: int(1000).default(8_000),
+  STALLED_CHECK_INTERVAL_MS: int(100).default(4_000),
+  RECONCILE_INTERVAL_MS: int(100).default(30_000),
+  SHUTDOWN_GRACE_MS: int(0).default(30_000),
+  SHUTDOWN_READINESS_DELAY_MS: int(0).default(5_000),
+  HEALTH_CHECK_TIMEOUT_MS: int(1).default(1_000),
+  LIVENESS_EVENT_LOOP_DELAY_MS: int(1).default(2_000),
+  LIVENESS_HEAP_MAX_RATIO: z.coerce.number().gt(0).max(1).default(0.95),
+  DISK_MIN_FREE_PERCENT: z.coerce.number().min(0).max(100).default(5),
+  DISK_MIN_FREE_MB: int(0).default(1_024),
+  QUEUE_BACKLOG_THRESHOLD: int(1).default(1_000),
+  NVIDIA_SMI_PATH: z.string().min(1).default('nvidia-smi'),
+  GPU_REQUIRED: bool.default(false),
+  GPU_POLL_INTERVAL_MS: int(100).default(5_000),
+  GPU_POLL_TIMEOUT_MS: int(100).default(3_000),
+  METRICS_TOKEN: z.string().min(16, 'use at least 16 characters').optional(),
+  CLEANUP_ENABLED: bool.default(true),
+  JOB_RETENTION_DAYS: int(1).default(7),
+  TEMP_MAX_AGE: duration.default(3_600_000),
+  QUEUE_RETENTION: duration.default(86_400_000),
+  CLEANUP_JOBS_CRON: cron.default('0 * * * *'),
+  CLEANUP_TEMP_CRON: cron.default('*/10 * * * *'),
+  CLEANUP_QUEUE_CRON: cron.default('*/15 * * * *'),
+  CLEANUP_RATE_LIMITS_CRON: cron.default('*/10 * * * *'),
+});
 
 export type Env = z.input<typeof envSchema>;
 export const ENV_KEYS = Object.keys(envSchema.shape);
@@ -259,6 +255,7 @@ function toConfig(env: z.output<typeof envSchema>, inherited: Record<string, str
         jobs: env.CLEANUP_JOBS_CRON,
         temp: env.CLEANUP_TEMP_CRON,
         queue: env.CLEANUP_QUEUE_CRON,
+        'rate-limits': env.CLEANUP_RATE_LIMITS_CRON,
       },
     },
   };
@@ -315,6 +312,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(
       parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`),
     );
+  }
+  if (parsed.data.QUEUE_BACKEND === 'redis' && !parsed.data.REDIS_URL) {
+    throw new ConfigError(['REDIS_URL: required with QUEUE_BACKEND=redis']);
   }
   // Empty values are kept: an empty CUDA_VISIBLE_DEVICES hides every GPU.
   const inherited = Object.entries(env).filter(

@@ -191,7 +191,8 @@ export async function resetState(): Promise<void> {
     // Before the first app has migrated the test database there is nothing to empty.
     const { rows } = await client.query<{ tables: string[] }>(
       `SELECT array_agg(relname::text) AS tables FROM pg_class
-       WHERE relname IN ('jobs', 'artifacts', 'api_keys') AND relkind = 'r'`,
+       WHERE relname IN ('jobs', 'artifacts', 'api_keys', 'rate_limit_counters', 'route_latency')
+         AND relkind = 'r'`,
     );
     const tables = rows[0]?.tables ?? [];
     if (tables.length > 0) await client.query(`TRUNCATE ${tables.join(', ')}`);
