@@ -195,7 +195,7 @@ describe('boot', () => {
       const kiln = await start(
         dependency === 'database'
           ? { DATABASE_URL: `postgres://postgres:${PASSWORD}@127.0.0.1:${port}/kiln` }
-          : { REDIS_URL: `redis://:${PASSWORD}@127.0.0.1:${port}` },
+          : { QUEUE_BACKEND: 'redis', REDIS_URL: `redis://:${PASSWORD}@127.0.0.1:${port}` },
       );
       await expectStarting(kiln, [dependency]);
       expect(await kiln.exited).not.toBe(0);

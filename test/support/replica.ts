@@ -8,6 +8,7 @@ import { DatabaseModule } from '../../src/database/database.module.js';
 import { MetricsModule } from '../../src/metrics/metrics.module.js';
 import { RateLimitModule } from '../../src/rate-limit/rate-limit.module.js';
 import { RedisModule } from '../../src/redis/redis.module.js';
+import { REDIS_URL, TEST_PREFIX } from './env.js';
 import { TEST_ENV } from './kiln.js';
 
 /** Where a replica keeps its shared state: Kiln's two backends. */
@@ -25,7 +26,14 @@ export async function startReplica(backend: Backend): Promise<INestApplication> 
     {
       module: Replica,
       imports: [
-        ConfigModule.forRoot(loadConfig(TEST_ENV)),
+        ConfigModule.forRoot(
+          loadConfig({
+            ...TEST_ENV,
+            ...(backend === 'redis'
+              ? { QUEUE_BACKEND: 'redis', REDIS_URL, REDIS_PREFIX: TEST_PREFIX }
+              : { QUEUE_BACKEND: 'postgres' }),
+          }),
+        ),
         DependencyOutagesModule,
         DatabaseModule,
         ...(backend === 'redis' ? [RedisModule] : []),
