@@ -20,10 +20,11 @@ export class RateLimitCounters1764374400000 implements MigrationInterface {
         expires_at timestamptz NOT NULL
       )`);
     // Answers, per request, the k counts after it and the 1-based index of its refusal (0: none),
-    // then the milliseconds left in each key's window.
+    // then the milliseconds left in each key's window. Generic plans: for array arguments the
+    // custom ones look cheaper, so each call was planned anew (bench/NOTES.md).
     await queryRunner.query(`
       CREATE FUNCTION rate_limit_hit(keys text[], ttls_ms integer[], limits integer[], weights integer[])
-      RETURNS integer[] LANGUAGE plpgsql AS $$
+      RETURNS integer[] LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
       DECLARE
         k constant integer := cardinality(keys);
         n constant integer := cardinality(weights) / k;

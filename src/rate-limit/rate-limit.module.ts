@@ -11,7 +11,7 @@ import { SUBMIT_LIMIT } from './submit-cost.decorator.js';
 const callerLimits = (context: ExecutionContext) =>
   context.switchToHttp().getRequest<FastifyRequest>().principal?.limits;
 
-/** The counters (Redis, else PostgreSQL), for the throttler's options and the guard. */
+/** The counters (Redis, else PostgreSQL), for the throttler's options, the guard and cleanup. */
 @Module({
   providers: [
     redisOrPostgres(RateLimitStorage, {
