@@ -4,7 +4,7 @@
  */
 const LAYERS = [
   ['common', 'config'],
-  ['logging', 'process', 'redis', 'database'],
+  ['logging', 'process', 'redis', 'database', 'backplane'],
   ['auth', 'gpu', 'metrics'],
   ['generation', 'rate-limit'],
   ['artifacts'],

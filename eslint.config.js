@@ -9,7 +9,9 @@ export default tseslint.config(
   {
     languageOptions: {
       parserOptions: {
-        projectService: { allowDefaultProject: ['eslint.config.js', '.dependency-cruiser.js'] },
+        projectService: {
+          allowDefaultProject: ['eslint.config.js', '.dependency-cruiser.js', 'scripts/*.js'],
+        },
         tsconfigRootDir: import.meta.dirname,
       },
     },

@@ -1,6 +1,6 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -14,6 +14,7 @@ import {
   BENCH_REDIS_URL,
   WORKER_CONCURRENCY,
 } from './bench-env.js';
+import { cpuMicros } from './cpu.js';
 import { pacedLoad } from './paced-load.js';
 
 /**
@@ -131,13 +132,6 @@ function checked<T extends { non2xx: number; errors: number }>(result: T): T {
     throw new Error(`${result.non2xx} non-2xx answers and ${result.errors} errors`);
   }
   return result;
-}
-
-/** CPU time a process has used (user + system), from /proc: steadier than throughput on a busy machine. */
-function cpuMicros(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  // utime and stime, fields 14 and 15 of the line, in clock ticks (100 a second on Linux).
-  return (Number(fields[11]) + Number(fields[12])) * 10_000;
 }
 
 async function submitBench(side: Side) {

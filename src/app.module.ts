@@ -4,6 +4,7 @@ import { AdminModule } from './admin/admin.module.js';
 import { MetricsSummaryController } from './admin/metrics-summary.controller.js';
 import { ApiKeyGuard } from './auth/api-key.guard.js';
 import { AuthModule } from './auth/auth.module.js';
+import { BackplaneModule } from './backplane/backplane.module.js';
 import { CleanupController } from './cleanup/cleanup.controller.js';
 import { CleanupModule } from './cleanup/cleanup.module.js';
 import { DependencyOutagesModule } from './common/dependency-outages.service.js';
@@ -21,7 +22,6 @@ import { QueueController } from './jobs/queue.controller.js';
 import { MetricsModule } from './metrics/metrics.module.js';
 import { RateLimitGuard } from './rate-limit/rate-limit.guard.js';
 import { RateLimitModule } from './rate-limit/rate-limit.module.js';
-import { RedisModule } from './redis/redis.module.js';
 import { WorkerModule } from './worker/worker.module.js';
 
 export interface AppOptions {
@@ -59,7 +59,7 @@ export class AppModule {
         ConfigModule.forRoot(config),
         DependencyOutagesModule,
         DatabaseModule,
-        RedisModule,
+        BackplaneModule.forRoot(config),
         MetricsModule,
         AuthModule,
         RateLimitModule,

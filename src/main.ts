@@ -5,7 +5,12 @@ import { unavailableDependency } from './common/unavailable.js';
 import { ConfigError, type KilnConfig, loadConfig, processEnv } from './config/config.js';
 import { createLogger } from './logging/logger.options.js';
 import { BootGate } from './startup/boot-gate.js';
-import { DependencyWaitError, describeFailure, waitFor } from './startup/dependencies.js';
+import {
+  DependencyWaitError,
+  dependenciesOf,
+  describeFailure,
+  waitFor,
+} from './startup/dependencies.js';
 
 const logger = new Logger('Kiln');
 let config: KilnConfig | undefined;
@@ -18,10 +23,11 @@ async function main(): Promise<void> {
   config = loadConfig(processEnv());
   // JSON lines from the first one, the gate's and the wait's included.
   Logger.overrideLogger(createLogger(config));
-  const gate = await BootGate.open(config.http.host, config.http.port);
+  const dependencies = dependenciesOf(config);
+  const gate = await BootGate.open(config.http.host, config.http.port, dependencies);
   const settings = config;
   await Promise.all(
-    (['database', 'redis'] as const).map(async (dependency) => {
+    dependencies.map(async (dependency) => {
       await waitFor(dependency, settings);
       gate.answered(dependency);
     }),

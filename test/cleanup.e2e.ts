@@ -99,7 +99,7 @@ describe('cleanup', () => {
     const report = await runCleanup(kiln);
 
     expect(report).toEqual({
-      removed: { jobs: 4, artifacts: 2, temp_files: 2, queue_entries: 0 },
+      removed: { jobs: 4, artifacts: 2, temp_files: 2, queue_entries: 0, rate_limit_counters: 0 },
       reconciled: { enqueued: 2, failed: 0 },
       skipped: [],
     });

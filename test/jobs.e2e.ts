@@ -1,11 +1,9 @@
-import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { parseWavHeader } from '../src/generation/generators/music/wav.js';
 import type { JobEvent } from '../src/jobs/job-events.service.js';
 import type { JobView } from '../src/jobs/job.dto.js';
 import { testJob } from './support/builders.js';
-import { REDIS_URL, TEST_PREFIX } from './support/env.js';
-import { TestKiln, parseEvents, resetState, sql, useKiln } from './support/kiln.js';
+import { TestKiln, parseEvents, resetState, sql, subscribe, useKiln } from './support/kiln.js';
 
 const kiln = useKiln();
 
@@ -70,11 +68,9 @@ describe('submit, run and download', () => {
 
   it('publishes live updates only for jobs someone streams', async () => {
     const published: string[] = [];
-    const subscriber = new Redis(REDIS_URL);
-    subscriber.on('message', (_channel: string, message: string) =>
+    const unsubscribe = await subscribe('job-updates', (message) =>
       published.push((JSON.parse(message) as JobEvent).id),
     );
-    await subscriber.subscribe(`${TEST_PREFIX}:job-updates`);
     try {
       const unwatched = await kiln.submit('test', { holdMs: 400 });
       await kiln.waitForStatus(unwatched.body.id, 'completed');
@@ -83,7 +79,7 @@ describe('submit, run and download', () => {
       expect(published).toContain(watched.body.id);
       expect(published).not.toContain(unwatched.body.id);
     } finally {
-      subscriber.disconnect();
+      await unsubscribe();
     }
   });
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { MetricsSummary } from '../src/admin/metrics-summary.dto.js';
 import type { JobStatus } from '../src/jobs/job.entity.js';
+import { TEST_QUEUE_BACKEND } from './support/env.js';
 import { bearer, insertJob } from './support/builders.js';
 import { type TestKiln, useKiln } from './support/kiln.js';
 
@@ -29,8 +30,8 @@ describe('GET /metrics', () => {
       // Every kind's counters exist from boot, so the first jobs count in rate() and increase().
       'kiln_jobs_finished_total{kind="test",status="failed"} 0',
       'kiln_jobs_submitted_total{kind="music"} 0',
-      'kiln_queue_jobs{queue="generation-cpu",state="waiting"} 0',
-      'kiln_queue_jobs{queue="generation-gpu",state="active"} 0',
+      `kiln_queue_jobs{queue="generation-cpu",state="waiting",backend="${TEST_QUEUE_BACKEND}"} 0`,
+      `kiln_queue_jobs{queue="generation-gpu",state="active",backend="${TEST_QUEUE_BACKEND}"} 0`,
       'http_request_duration_seconds_bucket{le="0.005",method="POST",route="/api/v1/jobs",status_code="202"}',
       'http_request_duration_seconds_count{method="GET",route="/api/v1/jobs/:id",status_code="200"}',
       'http_request_duration_seconds_count{method="GET",route="unmatched",status_code="404"} 1',

@@ -1,7 +1,4 @@
-import { getStorageToken } from '@nestjs/throttler';
 import { beforeEach, describe, expect, it } from 'vitest';
-import type { RedisThrottlerStorage } from '../src/rate-limit/redis-throttler.storage.js';
-import { RedisService } from '../src/redis/redis.service.js';
 import { bearer, createClientKey, testJob } from './support/builders.js';
 import { TestKiln, resetState, startForTest, useKiln } from './support/kiln.js';
 
@@ -75,28 +72,6 @@ describe('rate limits', () => {
     const key = await createClientKey(kiln, 'tight', { submitLimitPerMinute: 1 });
     expect((await submitAs(kiln, key)).status).toBe(202);
     expect((await submitAs(kiln, key)).status).toBe(429);
-  });
-
-  it("counts one caller's requests of one turn in one script run, as if one by one", async () => {
-    const storage = kiln.app.get<RedisThrottlerStorage>(getStorageToken());
-    const redis = kiln.app.get(RedisService);
-    const key = redis.key('rate-limit:{turn}:submit');
-    // Commands a script runs count in INFO too: one script run adds to the counter once.
-    const counterWrites = async () =>
-      Number(/cmdstat_incrby:calls=(\d+)/.exec(await redis.client.info('commandstats'))?.[1] ?? 0);
-    const before = await counterWrites();
-    const counted = await Promise.all(
-      Array.from({ length: 5 }, () => storage.count([{ key, ttlMs: 60_000, limit: 3, weight: 1 }])),
-    );
-    expect(counted.map(({ used, refused }) => [used[0], refused])).toEqual([
-      [1, null],
-      [2, null],
-      [3, null],
-      [3, 0],
-      [3, 0],
-    ]);
-    expect(await redis.client.get(key)).toBe('3');
-    expect((await counterWrites()) - before).toBe(1);
   });
 
   it('holds one limit across two API instances on one Redis', async () => {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { queueStatsSchema } from '../jobs/job.dto.js';
-import { MAX_SUMMARY_HOURS } from '../metrics/route-latency.service.js';
+import { MAX_SUMMARY_HOURS } from '../metrics/latency-store.js';
 
 export const summaryQuerySchema = z
   .object({

@@ -12,12 +12,19 @@ import { JobReconciler, type ReconcileReport } from '../jobs/job-reconciler.serv
 import { JobRepository } from '../jobs/job.repository.js';
 import { PROCESS_GROUPS_DIR } from '../process/process-groups.js';
 import { KilnMetrics } from '../metrics/kiln-metrics.js';
+import { RateLimitStorage } from '../rate-limit/rate-limit.storage.js';
 
-export const CLEANUP_TARGETS = ['jobs', 'artifacts', 'temp_files', 'queue_entries'] as const;
+export const CLEANUP_TARGETS = [
+  'jobs',
+  'artifacts',
+  'temp_files',
+  'queue_entries',
+  'rate_limit_counters',
+] as const;
 export type CleanupTarget = (typeof CLEANUP_TARGETS)[number];
 
 /** The removal tasks; `jobs` removes expired jobs and then the artifacts they leave unused. */
-export const CLEANUP_TASKS = ['jobs', 'temp', 'queue'] as const;
+export const CLEANUP_TASKS = ['jobs', 'temp', 'queue', 'rate-limits'] as const;
 export type CleanupTask = (typeof CLEANUP_TASKS)[number];
 
 export interface CleanupReport {
@@ -31,6 +38,13 @@ export interface CleanupReport {
 const BATCH = 1_000;
 /** A job's scratch directory: `<job id>-<attempt>`. */
 const JOB_TEMP_DIR = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})-\d+$/;
+
+/** Removes a batch at a time until one comes back short; how many in all. */
+async function inBatches(remove: (limit: number) => Promise<number>): Promise<number> {
+  let total = 0;
+  for (let removed = BATCH; removed === BATCH; total += removed) removed = await remove(BATCH);
+  return total;
+}
 
 /**
  * Removes what Kiln no longer needs. Every task runs under a PostgreSQL advisory lock: crons fire
@@ -47,6 +61,7 @@ export class CleanupService {
     private readonly artifacts: ArtifactStore,
     private readonly queue: JobQueue,
     private readonly reconciler: JobReconciler,
+    private readonly rateLimits: RateLimitStorage,
     private readonly metrics: KilnMetrics,
     private readonly config: KilnConfig,
   ) {}
@@ -54,7 +69,7 @@ export class CleanupService {
   /** Every task and a reconcile pass now, one after the other (`POST /api/v1/admin/cleanup`). */
   async runAll(): Promise<CleanupReport> {
     const report: CleanupReport = {
-      removed: { jobs: 0, artifacts: 0, temp_files: 0, queue_entries: 0 },
+      removed: { jobs: 0, artifacts: 0, temp_files: 0, queue_entries: 0, rate_limit_counters: 0 },
       reconciled: null,
       skipped: [],
     };
@@ -92,6 +107,8 @@ export class CleanupService {
         return this.removeStaleTempFiles();
       case 'queue':
         return this.removeOldQueueEntries();
+      case 'rate-limits':
+        return this.removeLapsedCounters();
     }
   }
 
@@ -103,14 +120,9 @@ export class CleanupService {
   }
 
   private async removeExpiredJobs(): Promise<{ jobs: number; artifacts: number }> {
-    let jobs = 0;
-    for (let deleted = BATCH; deleted === BATCH; jobs += deleted) {
-      deleted = await this.jobs.deleteFinished(this.config.cleanup.jobRetentionMs, BATCH);
-    }
-    let artifacts = 0;
-    for (let deleted = BATCH; deleted === BATCH; artifacts += deleted) {
-      deleted = await this.artifacts.removeUnused(BATCH);
-    }
+    const { jobRetentionMs } = this.config.cleanup;
+    const jobs = await inBatches((limit) => this.jobs.deleteFinished(jobRetentionMs, limit));
+    const artifacts = await inBatches((limit) => this.artifacts.removeUnused(limit));
     return { jobs, artifacts };
   }
 
@@ -140,5 +152,10 @@ export class CleanupService {
 
   private async removeOldQueueEntries(): Promise<{ queue_entries: number }> {
     return { queue_entries: await this.queue.clean(this.config.cleanup.queueRetentionMs) };
+  }
+
+  /** PostgreSQL's counters whose window lapsed; Redis expires its own, and answers 0. */
+  private async removeLapsedCounters(): Promise<{ rate_limit_counters: number }> {
+    return { rate_limit_counters: await inBatches((limit) => this.rateLimits.sweep(limit)) };
   }
 }

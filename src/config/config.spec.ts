@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { ConfigError, ENV_KEYS, loadConfig } from './config.js';
 
 describe('loadConfig', () => {
-  it('needs no environment at all on a machine with local PostgreSQL and Redis', () => {
+  it('needs no environment at all on a machine with a local PostgreSQL', () => {
     const config = loadConfig({});
     expect(config).toMatchObject({
       role: 'all',
@@ -12,9 +12,24 @@ describe('loadConfig', () => {
       runsWorker: true,
       http: { port: 3000 },
       database: { url: 'postgres://postgres@127.0.0.1:5432/kiln', migrateOnStart: true },
-      redis: { url: 'redis://127.0.0.1:6379', prefix: 'kiln' },
+      queueBackend: 'postgres',
       jobs: { maxAttempts: 4, retryDelayMs: 1000, batchMax: 10 },
     });
+    expect(config.redis).toBeUndefined();
+  });
+
+  it('puts the queues on Redis where REDIS_URL is set, unless QUEUE_BACKEND says postgres', () => {
+    const redis = { REDIS_URL: 'redis://cache.internal:6380' };
+    expect(loadConfig(redis)).toMatchObject({
+      queueBackend: 'redis',
+      redis: { url: 'redis://cache.internal:6380', prefix: 'kiln' },
+    });
+    const postgres = loadConfig({ ...redis, QUEUE_BACKEND: 'postgres' });
+    expect(postgres.queueBackend).toBe('postgres');
+    expect(postgres.redis).toBeUndefined();
+    expect(() => loadConfig({ QUEUE_BACKEND: 'redis' })).toThrow(
+      /REDIS_URL: required with QUEUE_BACKEND=redis/,
+    );
   });
 
   it('derives what each role runs', () => {

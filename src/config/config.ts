@@ -86,7 +86,9 @@ const envSchema = z.object({
   DB_STATEMENT_TIMEOUT: duration.default(5_000),
   DB_CONNECT_TIMEOUT: duration.default(3_000),
   DEPENDENCY_WAIT: duration.default(60_000),
-  REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
+  // Unset: queues and messages go through PostgreSQL, and Kiln needs no Redis.
+  QUEUE_BACKEND: z.enum(['redis', 'postgres']).optional(),
+  REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
   REDIS_PREFIX: z
     .string()
     .regex(/^[\w:{}-]+$/)
@@ -137,12 +139,14 @@ const envSchema = z.object({
   CLEANUP_JOBS_CRON: cron.default('0 * * * *'),
   CLEANUP_TEMP_CRON: cron.default('*/10 * * * *'),
   CLEANUP_QUEUE_CRON: cron.default('*/15 * * * *'),
+  CLEANUP_RATE_LIMITS_CRON: cron.default('*/10 * * * *'),
 });
 
 export type Env = z.input<typeof envSchema>;
 export const ENV_KEYS = Object.keys(envSchema.shape);
 
 function toConfig(env: z.output<typeof envSchema>, inherited: Record<string, string>) {
+  const queueBackend = env.QUEUE_BACKEND ?? (env.REDIS_URL ? 'redis' : 'postgres');
   return {
     role: env.KILN_ROLE,
     runsApi: env.KILN_ROLE !== 'worker',
@@ -167,7 +171,13 @@ function toConfig(env: z.output<typeof envSchema>, inherited: Record<string, str
     },
     /** How long a starting process waits for PostgreSQL and Redis before it gives up. */
     dependencyWaitMs: env.DEPENDENCY_WAIT,
-    redis: { url: env.REDIS_URL, prefix: env.REDIS_PREFIX },
+    /** What carries the queues and the messages between processes. */
+    queueBackend,
+    /** Set only where Redis carries them: with PostgreSQL alone, Kiln needs no Redis. */
+    redis:
+      queueBackend === 'redis' && env.REDIS_URL
+        ? { url: env.REDIS_URL, prefix: env.REDIS_PREFIX }
+        : undefined,
     storage: { artifactDir: resolve(env.ARTIFACT_DIR), tempDir: resolve(env.TEMP_DIR) },
     jobs: {
       batchMax: env.BATCH_MAX,
@@ -245,6 +255,7 @@ function toConfig(env: z.output<typeof envSchema>, inherited: Record<string, str
         jobs: env.CLEANUP_JOBS_CRON,
         temp: env.CLEANUP_TEMP_CRON,
         queue: env.CLEANUP_QUEUE_CRON,
+        'rate-limits': env.CLEANUP_RATE_LIMITS_CRON,
       },
     },
   };
@@ -301,6 +312,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(
       parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`),
     );
+  }
+  if (parsed.data.QUEUE_BACKEND === 'redis' && !parsed.data.REDIS_URL) {
+    throw new ConfigError(['REDIS_URL: required with QUEUE_BACKEND=redis']);
   }
   // Empty values are kept: an empty CUDA_VISIBLE_DEVICES hides every GPU.
   const inherited = Object.entries(env).filter(

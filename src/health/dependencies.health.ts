@@ -1,17 +1,20 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
 import { HealthIndicatorService } from '@nestjs/terminus';
 import { KilnConfig } from '../config/config.js';
 import { Sql } from '../database/sql.service.js';
 import { RedisService } from '../redis/redis.service.js';
 
-/** PostgreSQL and Redis, each asked one cheap question on a connection Kiln already holds. */
+/**
+ * PostgreSQL, and Redis where it is the backplane, each asked one cheap question on a connection
+ * Kiln already holds.
+ */
 @Injectable()
 export class DependenciesHealth {
   constructor(
     private readonly indicators: HealthIndicatorService,
     private readonly sql: Sql,
-    private readonly connections: RedisService,
     private readonly config: KilnConfig,
+    @Optional() private readonly connections?: RedisService,
   ) {}
 
   database() {
@@ -24,11 +27,16 @@ export class DependenciesHealth {
       .withTimeout(this.config.health.checkTimeoutMs);
   }
 
+  /** Whether there is a Redis to check: without one, nothing is failing. */
+  get hasRedis(): boolean {
+    return this.connections !== undefined;
+  }
+
   redis() {
     return this.indicators
       .check('redis')
       .attempt(async () => {
-        await this.connections.client.ping();
+        await this.connections?.client.ping();
         return { message: 'Redis answered' };
       })
       .withTimeout(this.config.health.checkTimeoutMs);

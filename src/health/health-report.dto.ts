@@ -16,7 +16,7 @@ export const healthReportSchema = z
     timestamp: z.iso.datetime(),
     checks: z.object({
       database: check,
-      redis: check,
+      redis: check.optional().meta({ description: 'Absent where PostgreSQL carries the queues.' }),
       gpu: check,
       queue: check,
       disk_space: check,

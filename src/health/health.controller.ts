@@ -59,12 +59,13 @@ export class HealthController {
   @Get('ready')
   @HealthCheck()
   @ApiOperation({
-    summary: 'Readiness: PostgreSQL, Redis, free disk, and the GPU where one is required',
+    summary:
+      'Readiness: PostgreSQL, Redis where it carries the queues, free disk, and the GPU where one is required',
   })
   async ready(@Res({ passthrough: true }) reply: FastifyReply): Promise<HealthCheckResult> {
     const result = await this.probe(reply, [
       () => this.dependencies.database(),
-      () => this.dependencies.redis(),
+      ...(this.dependencies.hasRedis ? [() => this.dependencies.redis()] : []),
       () => this.disk.check(),
       ...(this.config.gpu.required ? [() => this.gpu.check()] : []),
     ]);
@@ -86,13 +87,13 @@ export class HealthController {
   async report(@Res({ passthrough: true }) reply: FastifyReply): Promise<HealthReport> {
     const [database, redis, queue, diskSpace] = await Promise.all([
       this.dependencies.database(),
-      this.dependencies.redis(),
+      this.dependencies.hasRedis ? this.dependencies.redis() : undefined,
       this.queue.check(),
       this.disk.check(),
     ]);
     const checks = {
       database: toView(database.database),
-      redis: toView(redis.redis),
+      ...(redis ? { redis: toView(redis.redis) } : {}),
       gpu: toView(this.gpu.check().gpu),
       queue: toView(queue.queue),
       disk_space: toView(diskSpace.disk_space),

@@ -19,7 +19,7 @@ export class QueueHealth {
       const details = await this.jobs.backlog();
       const data = {
         message: `${details.pending} pending, ${details.processing} processing`,
-        details: { ...details, backlogThreshold: threshold },
+        details: { ...details, backlogThreshold: threshold, backend: this.config.queueBackend },
       };
       return details.pending > threshold
         ? indicator.degraded({

@@ -1,8 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import type { Redis } from 'ioredis';
+import { Backplane } from '../backplane/backplane.js';
 import { KilnConfig } from '../config/config.js';
-import { RedisService } from '../redis/redis.service.js';
 import type { JobStep } from '../generation/job-steps.js';
 import type { Job, JobStatus } from './job.entity.js';
 
@@ -24,49 +23,40 @@ export const jobEvent = (job: Job): JobEvent => ({
   updatedAt: job.updatedAt.toISOString(),
 });
 
+/** The backplane's channels: updates for API processes, cancels for workers, streams for all. */
+const CHANNELS = { updates: 'job-updates', cancel: 'job-cancel', watch: 'job-watch' } as const;
+
 /** How often a process repeats which jobs it streams; the others forget after three silences. */
 const WATCH_RENEW_MS = 10_000;
 const WATCH_LAPSE_MS = 3 * WATCH_RENEW_MS;
 
 /**
- * Job updates and cancel requests cross processes over Redis pub/sub: a worker's progress
+ * Job updates and cancel requests cross processes over the backplane: a worker's progress
  * reaches whichever API replica streams it, and a cancel reaches whichever worker runs the job.
  *
  * Most jobs are never streamed, so updates are published only for jobs some process announces
- * it streams: a message per step would cost every job Redis round trips and every API process
+ * it streams: a message per step would cost every job round trips and every API process
  * a parse. An update that crosses an announcement in flight is caught by the stream's re-reads.
  */
 @Injectable()
 export class JobEvents implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('JobEvents');
   private readonly local = new EventEmitter().setMaxListeners(0);
-  private readonly channels: { updates: string; cancel: string; watch: string };
   /** Jobs streamed anywhere, with when their last announcement lapses. */
   private readonly watched = new Map<string, number>();
   private renewal?: NodeJS.Timeout;
-  private subscriber?: Redis;
 
   constructor(
-    private readonly redis: RedisService,
+    private readonly backplane: Backplane,
     private readonly config: KilnConfig,
-  ) {
-    this.channels = {
-      updates: redis.key('job-updates'),
-      cancel: redis.key('job-cancel'),
-      watch: redis.key('job-watch'),
-    };
-  }
+  ) {}
 
   async onModuleInit(): Promise<void> {
-    this.subscriber = this.redis.dedicated('events');
-    this.subscriber.on('message', (channel: string, message: string) =>
-      this.receive(channel, message),
-    );
     // Every role changes jobs (the API cancels), so every process hears which are streamed.
-    const channels = [this.channels.watch];
-    if (this.config.runsApi) channels.push(this.channels.updates);
-    if (this.config.runsWorker) channels.push(this.channels.cancel);
-    await this.subscriber.subscribe(...channels);
+    const channels: string[] = [CHANNELS.watch];
+    if (this.config.runsApi) channels.push(CHANNELS.updates);
+    if (this.config.runsWorker) channels.push(CHANNELS.cancel);
+    await this.backplane.subscribe(channels, (channel, message) => this.receive(channel, message));
     this.renewal = setInterval(() => this.renew(), WATCH_RENEW_MS).unref();
   }
 
@@ -77,11 +67,11 @@ export class JobEvents implements OnModuleInit, OnModuleDestroy {
   }
 
   publishUpdate(event: JobEvent): void {
-    if (this.isWatched(event.id)) void this.publish(this.channels.updates, JSON.stringify(event));
+    if (this.isWatched(event.id)) void this.publish(CHANNELS.updates, JSON.stringify(event));
   }
 
   requestCancel(id: string): void {
-    void this.publish(this.channels.cancel, id);
+    void this.publish(CHANNELS.cancel, id);
   }
 
   /**
@@ -92,7 +82,7 @@ export class JobEvents implements OnModuleInit, OnModuleDestroy {
   async watch(id: string, listener: (event: JobEvent) => void): Promise<() => void> {
     const first = this.local.listenerCount(`update:${id}`) === 0;
     this.local.on(`update:${id}`, listener);
-    if (first) await this.publish(this.channels.watch, id);
+    if (first) await this.publish(CHANNELS.watch, id);
     return () => this.local.off(`update:${id}`, listener);
   }
 
@@ -107,12 +97,12 @@ export class JobEvents implements OnModuleInit, OnModuleDestroy {
   }
 
   private receive(channel: string, message: string): void {
-    if (channel === this.channels.updates) {
+    if (channel === CHANNELS.updates) {
       const event = JSON.parse(message) as JobEvent;
       this.local.emit(`update:${event.id}`, event);
-    } else if (channel === this.channels.cancel) {
+    } else if (channel === CHANNELS.cancel) {
       this.local.emit('cancel', message);
-    } else if (channel === this.channels.watch) {
+    } else if (channel === CHANNELS.watch) {
       const lapsesAt = Date.now() + WATCH_LAPSE_MS;
       for (const id of message.split(',')) this.watched.set(id, lapsesAt);
     }
@@ -133,12 +123,12 @@ export class JobEvents implements OnModuleInit, OnModuleDestroy {
           ? [name.slice('update:'.length)]
           : [],
       );
-    if (streamed.length > 0) void this.publish(this.channels.watch, streamed.join(','));
+    if (streamed.length > 0) void this.publish(CHANNELS.watch, streamed.join(','));
   }
 
   /** Best effort: the row stays the truth, a cancel is also stored there, and streams re-read. */
   private async publish(channel: string, message: string): Promise<void> {
-    await this.redis.client.publish(channel, message).catch((error: Error) => {
+    await this.backplane.publish(channel, message).catch((error: Error) => {
       this.logger.warn(`Could not publish on ${channel}: ${error.message}`);
     });
   }

@@ -1,19 +1,19 @@
 import { InjectQueue } from '@nestjs/bullmq';
 import { Injectable, Logger } from '@nestjs/common';
-import { type Job as BullJob, type JobState, Queue, Worker } from 'bullmq';
+import type { Job as BullJob, JobState } from 'bullmq';
+import {
+  Backplane,
+  type BackplaneQueue,
+  type BackplaneWorker,
+  QUEUE_NAMES,
+} from '../backplane/backplane.js';
 import { isUnavailable } from '../common/unavailable.js';
 import { KilnConfig } from '../config/config.js';
 import type { Resources } from '../generation/generator.js';
 import { GeneratorRegistry } from '../generation/generator.registry.js';
 import { KilnMetrics } from '../metrics/kiln-metrics.js';
 import { ScrapeCollectors } from '../metrics/scrape-collectors.service.js';
-import { RedisService } from '../redis/redis.service.js';
 import { PRIORITY } from './job.entity.js';
-
-export const QUEUE_NAMES: Record<Resources, string> = {
-  cpu: 'generation-cpu',
-  gpu: 'generation-gpu',
-};
 
 /** Most entries one clean call removes per queue and state; the next run takes the rest. */
 const CLEAN_BATCH = 10_000;
@@ -23,6 +23,7 @@ export interface QueuedJobData {
   kind: string;
 }
 export type QueuedJob = BullJob<QueuedJobData, void, string>;
+type JobsQueue = BackplaneQueue<QueuedJobData>;
 
 export interface Enqueueable {
   id: string;
@@ -46,14 +47,14 @@ const UNLIMITED_STALLS = 1_000_000;
 /** The one port to BullMQ: nothing else in Kiln touches a Queue or builds a Worker. */
 @Injectable()
 export class JobQueue {
-  private readonly queues: Record<Resources, Queue<QueuedJobData, void, string>>;
+  private readonly queues: Record<Resources, JobsQueue>;
   private readonly logger = new Logger('Queue');
 
   constructor(
-    @InjectQueue(QUEUE_NAMES.cpu) cpu: Queue<QueuedJobData, void, string>,
-    @InjectQueue(QUEUE_NAMES.gpu) gpu: Queue<QueuedJobData, void, string>,
+    @InjectQueue(QUEUE_NAMES.cpu) cpu: JobsQueue,
+    @InjectQueue(QUEUE_NAMES.gpu) gpu: JobsQueue,
     private readonly registry: GeneratorRegistry,
-    private readonly redis: RedisService,
+    private readonly backplane: Backplane,
     private readonly config: KilnConfig,
     metrics: KilnMetrics,
     collectors: ScrapeCollectors,
@@ -61,7 +62,7 @@ export class JobQueue {
     this.queues = { cpu, gpu };
     for (const queue of [cpu, gpu]) {
       // Without a listener BullMQ prints every error to stderr, a stack per reconnect attempt. A
-      // lost connection is reported already, by RedisService, whose connection the queues share.
+      // lost connection is reported already, by the backplane, whose connection the queues share.
       queue.on('error', (error) => {
         if (!isUnavailable(error)) this.logger.warn(`Queue ${queue.name}: ${error.message}`);
       });
@@ -69,14 +70,14 @@ export class JobQueue {
     collectors.register(async () => {
       for (const [queue, counts] of Object.entries(await this.counts())) {
         for (const [state, count] of Object.entries(counts))
-          metrics.queueJobs.set({ queue, state }, count);
+          metrics.queueJobs.set({ queue, state, backend: config.queueBackend }, count);
       }
     });
   }
 
   /** Safe to repeat: the job id is the row id, and BullMQ ignores an id it already holds. */
   async enqueue(jobs: readonly Enqueueable[]): Promise<void> {
-    const byQueue = new Map<Queue<QueuedJobData, void, string>, Enqueueable[]>();
+    const byQueue = new Map<JobsQueue, Enqueueable[]>();
     for (const job of jobs) {
       const queue = this.queueOf(job.kind);
       byQueue.set(queue, [...(byQueue.get(queue) ?? []), job]);
@@ -146,10 +147,8 @@ export class JobQueue {
     resources: Resources,
     handler: (job: QueuedJob, token: string | undefined) => Promise<void>,
     settings: WorkerSettings,
-  ): Worker<QueuedJobData, void, string> {
-    return new Worker<QueuedJobData, void, string>(QUEUE_NAMES[resources], handler, {
-      connection: this.redis.dedicated(`worker-${resources}`),
-      prefix: this.config.redis.prefix,
+  ): BackplaneWorker<QueuedJobData> {
+    return this.backplane.worker<QueuedJobData>(QUEUE_NAMES[resources], handler, {
       concurrency: settings.concurrency,
       lockDuration: settings.lockMs,
       stalledInterval: settings.stalledCheckIntervalMs,
@@ -157,7 +156,7 @@ export class JobQueue {
     });
   }
 
-  private queueOf(kind: string): Queue<QueuedJobData, void, string> {
+  private queueOf(kind: string): JobsQueue {
     return this.queues[this.registry.require(kind).resources];
   }
 }

@@ -87,6 +87,9 @@ export const queueStatsSchema = z
       .number()
       .nullable()
       .meta({ description: 'Mean run time of jobs completed in the last 24 hours.' }),
+    backend: z
+      .enum(['redis', 'postgres'])
+      .meta({ description: 'What carries the queues: Redis, or PostgreSQL alone.' }),
     queues: z.record(z.string(), z.record(z.string(), z.int())).meta({
       description: 'BullMQ counts per queue (waiting, active, delayed, prioritized, failed).',
     }),

@@ -3,6 +3,7 @@ import { Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common'
 import type { OwnerScope } from '../auth/principal.js';
 import { ArtifactStore } from '../artifacts/artifact-store.service.js';
 import type { Artifact } from '../artifacts/artifact.entity.js';
+import { Backplane } from '../backplane/backplane.js';
 import { canonicalJson, sha256Hex } from '../common/canonical-json.js';
 import { DependencyOutages } from '../common/dependency-outages.service.js';
 import {
@@ -20,7 +21,6 @@ import { KilnConfig } from '../config/config.js';
 import { GeneratorAvailability } from '../generation/generator-availability.service.js';
 import { GeneratorRegistry } from '../generation/generator.registry.js';
 import { KilnMetrics } from '../metrics/kiln-metrics.js';
-import { RedisService } from '../redis/redis.service.js';
 import { JobEvents } from './job-events.service.js';
 import { JobLifecycle } from './job-lifecycle.service.js';
 import { JobQueue } from './job-queue.service.js';
@@ -61,7 +61,7 @@ export class JobsService implements OnApplicationBootstrap {
     private readonly artifacts: ArtifactStore,
     private readonly metrics: KilnMetrics,
     private readonly config: KilnConfig,
-    private readonly redis: RedisService,
+    private readonly backplane: Backplane,
     private readonly outages: DependencyOutages,
   ) {}
 
@@ -176,7 +176,7 @@ export class JobsService implements OnApplicationBootstrap {
 
   async stats(): Promise<QueueStats> {
     const [totals, queues] = await Promise.all([this.jobs.totals(), this.queue.counts()]);
-    return { ...totals, queues };
+    return { ...totals, backend: this.config.queueBackend, queues };
   }
 
   /** Reports every problem at once: the envelope's fields and the generator input's. */
@@ -225,7 +225,6 @@ export class JobsService implements OnApplicationBootstrap {
     ownerId: string,
     { idempotencyKey, batchId }: { idempotencyKey?: string; batchId?: string },
   ): Promise<Job[]> {
-    // Sources to Object.assign, not spreads into one literal: V8's slow path on Node 20.
     const inserted = await this.jobs.insert(
       jobs.map((job) =>
         Object.assign(new Job(), INITIAL_JOB_STATE, job, {
@@ -256,14 +255,14 @@ export class JobsService implements OnApplicationBootstrap {
 
   /** The rows are written: a job that could not be enqueued now waits for the reconciler. */
   private async enqueue(jobs: Job[]): Promise<void> {
-    // While Redis is known to be down, not even the timeout is waited for.
-    if (!this.redis.available) return;
+    // While the backplane is known to be down, not even the timeout is waited for.
+    if (!this.backplane.available) return;
     try {
       await withTimeout(this.queue.enqueue(jobs), ENQUEUE_TIMEOUT_MS, 'enqueue');
     } catch (error) {
-      // Redis down, or connected but not answering in time.
+      // The backplane down, or connected but not answering in time.
       if (isUnavailable(error) || error instanceof TimeoutError) {
-        this.outages.failed('redis', error);
+        this.outages.failed(this.backplane.dependency, error);
         return;
       }
       this.logger.warn(

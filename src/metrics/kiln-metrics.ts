@@ -44,8 +44,8 @@ export const METRIC_PROVIDERS = [
   }),
   makeGaugeProvider({
     name: 'kiln_queue_jobs',
-    help: 'BullMQ jobs by queue and state, read on scrape',
-    labelNames: ['queue', 'state'],
+    help: 'BullMQ jobs by queue and state, read on scrape; backend is redis or postgres',
+    labelNames: ['queue', 'state', 'backend'],
   }),
   makeGaugeProvider({
     name: 'kiln_gpu_memory_used_bytes',
@@ -84,7 +84,7 @@ export class KilnMetrics {
     @InjectMetric('kiln_jobs_finished_total') readonly jobsFinished: Counter<'kind' | 'status'>,
     @InjectMetric('kiln_job_duration_seconds') readonly jobDuration: Histogram<'kind'>,
     @InjectMetric('kiln_job_wait_seconds') readonly jobWait: Histogram<'kind'>,
-    @InjectMetric('kiln_queue_jobs') readonly queueJobs: Gauge<'queue' | 'state'>,
+    @InjectMetric('kiln_queue_jobs') readonly queueJobs: Gauge<'queue' | 'state' | 'backend'>,
     @InjectMetric('kiln_gpu_memory_used_bytes') readonly gpuMemoryUsed: Gauge<'gpu'>,
     @InjectMetric('kiln_gpu_memory_total_bytes') readonly gpuMemoryTotal: Gauge<'gpu'>,
     @InjectMetric('kiln_gpu_utilization_ratio') readonly gpuUtilization: Gauge<'gpu'>,

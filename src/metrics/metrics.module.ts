@@ -1,8 +1,12 @@
 import { Global, Module } from '@nestjs/common';
 import { PrometheusModule } from '@willsoto/nestjs-prometheus';
+import { redisOrPostgres } from '../redis/redis-or-postgres.js';
 import { HttpMetrics } from './http-metrics.service.js';
 import { KilnMetrics, METRIC_PROVIDERS } from './kiln-metrics.js';
+import { LatencyStore } from './latency-store.js';
 import { MetricsController } from './metrics.controller.js';
+import { PostgresLatencyStore } from './postgres-latency.store.js';
+import { RedisLatencyStore } from './redis-latency.store.js';
 import { RouteLatency } from './route-latency.service.js';
 import { ScrapeCollectors } from './scrape-collectors.service.js';
 
@@ -20,7 +24,17 @@ const prometheus = PrometheusModule.register({
 @Global()
 @Module({
   imports: [prometheus],
-  providers: [...METRIC_PROVIDERS, KilnMetrics, ScrapeCollectors, RouteLatency, HttpMetrics],
+  providers: [
+    ...METRIC_PROVIDERS,
+    KilnMetrics,
+    ScrapeCollectors,
+    redisOrPostgres(LatencyStore, {
+      redis: (redis) => new RedisLatencyStore(redis),
+      postgres: (sql) => new PostgresLatencyStore(sql),
+    }),
+    RouteLatency,
+    HttpMetrics,
+  ],
   exports: [KilnMetrics, ScrapeCollectors, RouteLatency],
 })
 export class MetricsModule {}

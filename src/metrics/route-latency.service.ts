@@ -4,20 +4,17 @@ import {
   Logger,
   type OnApplicationBootstrap,
 } from '@nestjs/common';
-import { RedisService } from '../redis/redis.service.js';
 import { LatencySketch } from './latency-sketch.js';
+import { HOUR_MS, type LatencyEntry, LatencyStore, type RouteKey } from './latency-store.js';
 
-const HOUR_MS = 3_600_000;
 const FLUSH_INTERVAL_MS = 10_000;
-/** The longest window a summary can ask for, and how long Redis keeps an hour's sketches. */
-export const MAX_SUMMARY_HOURS = 168;
 
-/** `GET /api/v1/jobs/:id` */
-export type RouteKey = string;
+const hourOf = (at: number) => Math.floor(at / HOUR_MS);
 
 /**
- * Request latencies per route, kept as sketches in Redis by the hour so a summary covers every
- * replica. Each process buffers its counts and adds them with one pipeline every few seconds.
+ * Request latencies per route, kept as sketches by the hour in a store every replica shares (Redis,
+ * else PostgreSQL), so a summary covers them all. Each process buffers its counts and adds them in
+ * one round trip every few seconds.
  */
 @Injectable()
 export class RouteLatency implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -25,7 +22,7 @@ export class RouteLatency implements OnApplicationBootstrap, BeforeApplicationSh
   private buffer = new Map<RouteKey, LatencySketch>();
   private timer?: NodeJS.Timeout;
 
-  constructor(private readonly redis: RedisService) {}
+  constructor(private readonly store: LatencyStore) {}
 
   onApplicationBootstrap(): void {
     this.timer = setInterval(() => void this.flushQuietly(), FLUSH_INTERVAL_MS).unref();
@@ -43,44 +40,30 @@ export class RouteLatency implements OnApplicationBootstrap, BeforeApplicationSh
     sketch.add(ms);
   }
 
-  /** Adds this process's counts to the current hour in Redis. */
+  /** Adds this process's counts to the current hour in the store. */
   async flush(): Promise<void> {
     if (this.buffer.size === 0) return;
     const pending = this.buffer;
     this.buffer = new Map();
-    const key = this.hourKey(Date.now());
-    const pipeline = this.redis.client.pipeline();
+    const entries: LatencyEntry[] = [];
     for (const [route, sketch] of pending) {
-      for (const [bucket, count] of sketch.entries())
-        pipeline.hincrby(key, `${route}\t${bucket}`, count);
+      for (const [bucket, count] of sketch.entries()) entries.push({ route, bucket, count });
     }
-    pipeline.expire(key, (MAX_SUMMARY_HOURS + 1) * 3600);
-    await pipeline.exec();
+    await this.store.add(hourOf(Date.now()), entries);
   }
 
   /** Every replica's latencies over the last `hours` whole hours, the current one included. */
   async read(hours: number): Promise<Map<RouteKey, LatencySketch>> {
     await this.flush();
-    const now = Date.now();
-    const hashes = await Promise.all(
-      Array.from({ length: hours }, (_, back) =>
-        this.redis.client.hgetall(this.hourKey(now - back * HOUR_MS)),
-      ),
-    );
+    const now = hourOf(Date.now());
+    const entries = await this.store.read(Array.from({ length: hours }, (_, back) => now - back));
     const sketches = new Map<RouteKey, LatencySketch>();
-    for (const hash of hashes) {
-      for (const [field, count] of Object.entries(hash)) {
-        const [route = '', bucket] = field.split('\t');
-        let sketch = sketches.get(route);
-        if (!sketch) sketches.set(route, (sketch = new LatencySketch()));
-        sketch.addToBucket(Number(bucket), Number(count));
-      }
+    for (const { route, bucket, count } of entries) {
+      let sketch = sketches.get(route);
+      if (!sketch) sketches.set(route, (sketch = new LatencySketch()));
+      sketch.addToBucket(bucket, count);
     }
     return sketches;
-  }
-
-  private hourKey(at: number): string {
-    return this.redis.key(`route-latency:${Math.floor(at / HOUR_MS)}`);
   }
 
   private async flushQuietly(): Promise<void> {

@@ -1,26 +1,24 @@
 import { Reflector } from '@nestjs/core';
 import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host.js';
 import { SkipThrottle, Throttle } from '@nestjs/throttler';
-import type { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { Public } from '../auth/auth.decorators.js';
 import type { DependencyOutages } from '../common/dependency-outages.service.js';
 import type { KilnConfig } from '../config/config.js';
 import type { KilnMetrics } from '../metrics/kiln-metrics.js';
-import type { RedisService } from '../redis/redis.service.js';
 import { RateLimitGuard } from './rate-limit.guard.js';
-import { RedisThrottlerStorage } from './redis-throttler.storage.js';
+import { type Batch, RateLimitStorage } from './rate-limit.storage.js';
 import { Submits } from './submit-cost.decorator.js';
 
-/** The storage's script, for one request under its limits: the weights counted, none refused. */
-const redis = {
-  defineCommand() {},
-  kilnRateLimitHit(...args: (string | number)[]) {
-    const k = Number(args[0]);
-    const ttls = args.slice(k + 2, k + 2 + 2 * k).filter((_, i) => i % 2 === 0);
-    return Promise.resolve([...args.slice(k + 2 + 2 * k).map(Number), 0, ...ttls.map(Number)]);
-  },
-} as unknown as Redis;
+/** A storage that counts one request under its limits: the weights counted, none refused. */
+class Admitting extends RateLimitStorage {
+  readonly available = true;
+  key = (tracker: string, limit: string) => `${tracker}:${limit}`;
+  sweep = () => Promise.resolve(0);
+  protected hit({ counts, weights }: Batch) {
+    return Promise.resolve([...weights, 0, ...counts.map((count) => count.ttlMs)]);
+  }
+}
 
 const guard = new RateLimitGuard(
   {
@@ -30,14 +28,13 @@ const guard = new RateLimitGuard(
       { name: 'submit', ttl: 60_000, limit: 5 },
     ],
   },
-  new RedisThrottlerStorage(redis),
+  new Admitting(),
   new Reflector(),
   {
     rateLimit: { enabled: true, whitelist: { ips: [], keyNames: [] } },
     auth: { disabled: false },
   } as unknown as KilnConfig,
   { rateLimited: { inc() {} } } as unknown as KilnMetrics,
-  { available: true, key: (name: string) => name } as unknown as RedisService,
   {} as DependencyOutages,
 );
 

@@ -2,11 +2,9 @@ import { type CanActivate, type ExecutionContext, Injectable } from '@nestjs/com
 import { Reflector } from '@nestjs/core';
 import {
   InjectThrottlerOptions,
-  InjectThrottlerStorage,
   type Resolvable,
   type ThrottlerModuleOptions,
   type ThrottlerOptions,
-  type ThrottlerStorage,
 } from '@nestjs/throttler';
 // The keys @Throttle and @SkipThrottle write: the package's index does not re-export them.
 import {
@@ -18,11 +16,10 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { PUBLIC_ROUTE } from '../auth/auth.decorators.js';
 import { DependencyOutages } from '../common/dependency-outages.service.js';
 import { ProblemError } from '../common/problem.js';
-import { isUnavailable } from '../common/unavailable.js';
+import { unavailableDependency } from '../common/unavailable.js';
 import { KilnConfig } from '../config/config.js';
 import { KilnMetrics } from '../metrics/kiln-metrics.js';
-import { RedisService } from '../redis/redis.service.js';
-import { type Count, RedisThrottlerStorage } from './redis-throttler.storage.js';
+import { type Count, RateLimitStorage } from './rate-limit.storage.js';
 import { SUBMIT_COST, SUBMIT_LIMIT, type SubmitCost } from './submit-cost.decorator.js';
 
 /** A named limit as one route applies it: the module's, or the route's `@Throttle` override. */
@@ -51,54 +48,48 @@ const resolve = (value: Resolvable<number>, context: ExecutionContext) =>
  * counts only routes marked `@Submits()`), the IETF `RateLimit` headers, and a problem document for
  * the 429. `@Public()` routes are not limited; `@SkipThrottle({ name: true })` and
  * `@Throttle({ name: { limit, ttl } })` skip or override one limit on a route or controller. Of the
- * module's options it reads each limit's `name`, `limit` and `ttl`, and the storage.
+ * module's options it reads each limit's `name`, `limit` and `ttl`.
  *
- * All the limits of a request are counted in one Redis round trip, shared with the caller's other
- * requests of the same event-loop turn (see the storage). Without Redis it fails open.
+ * All the limits of a request are counted in one round trip to the storage (Redis or PostgreSQL),
+ * shared with the caller's other requests of the same event-loop turn. Without it, it fails open.
  */
 @Injectable()
 export class RateLimitGuard implements CanActivate {
   private readonly throttlers: readonly ThrottlerOptions[];
-  private readonly storage: RedisThrottlerStorage;
   /** Each route's limits, read from its decorators once rather than on every request. */
   private readonly routes = new WeakMap<object, readonly RouteLimit[]>();
 
   constructor(
     @InjectThrottlerOptions() options: ThrottlerModuleOptions,
-    @InjectThrottlerStorage() storage: ThrottlerStorage,
+    private readonly storage: RateLimitStorage,
     private readonly reflector: Reflector,
     private readonly config: KilnConfig,
     private readonly metrics: KilnMetrics,
-    private readonly redis: RedisService,
     private readonly outages: DependencyOutages,
   ) {
     this.throttlers = Array.isArray(options) ? options : options.throttlers;
-    // Counting every limit in one round trip needs Kiln's storage, not the library's own.
-    if (!(storage instanceof RedisThrottlerStorage)) {
-      throw new Error('RateLimitGuard needs ThrottlerModule to store in RedisThrottlerStorage.');
-    }
-    this.storage = storage;
   }
 
   /**
-   * Without Redis the limits fail open: submissions keep working through a Redis outage (the
-   * reconciler enqueues them once it is back), and refusing every request would turn the outage
-   * into a full one.
+   * Without their storage the limits fail open: submissions keep working through a Redis outage
+   * (the reconciler enqueues them once it is back), and refusing every request would turn the
+   * outage into a full one.
    */
   async canActivate(context: ExecutionContext): Promise<boolean> {
     if (!this.config.rateLimit.enabled) return true;
     const limits = this.limitsOf(context);
     if (limits.length === 0) return true;
     const request = context.switchToHttp().getRequest<FastifyRequest>();
-    if (this.isWhitelisted(request) || !this.redis.available) return true;
+    if (this.isWhitelisted(request) || !this.storage.available) return true;
     const counts = await this.countsOf(context, limits, request);
     if (counts.length === 0) return true;
     let counted;
     try {
       counted = await this.storage.count(counts);
     } catch (error) {
-      if (!isUnavailable(error)) throw error;
-      this.outages.failed('redis', error);
+      const dependency = unavailableDependency(error);
+      if (!dependency) throw error;
+      this.outages.failed(dependency, error);
       return true;
     }
     const { used, resetMs, refused } = counted;
@@ -184,8 +175,7 @@ export class RateLimitGuard implements CanActivate {
       const ttlNow = resolve(ttl, context);
       counts.push({
         name,
-        // A caller's counters share a hash tag, so a Redis Cluster keeps them on one node.
-        key: this.redis.key(`rate-limit:{${tracker}}:${name}`),
+        key: this.storage.key(tracker, name),
         limit: typeof limitNow === 'number' ? limitNow : await limitNow,
         ttlMs: typeof ttlNow === 'number' ? ttlNow : await ttlNow,
         weight: counted,

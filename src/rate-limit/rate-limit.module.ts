@@ -2,12 +2,26 @@ import { type ExecutionContext, Module } from '@nestjs/common';
 import { ThrottlerModule } from '@nestjs/throttler';
 import type { FastifyRequest } from 'fastify';
 import { KilnConfig } from '../config/config.js';
-import { RedisService } from '../redis/redis.service.js';
+import { redisOrPostgres } from '../redis/redis-or-postgres.js';
+import { PostgresThrottlerStorage } from './postgres-throttler.storage.js';
+import { RateLimitStorage } from './rate-limit.storage.js';
 import { RedisThrottlerStorage } from './redis-throttler.storage.js';
 import { SUBMIT_LIMIT } from './submit-cost.decorator.js';
 
 const callerLimits = (context: ExecutionContext) =>
   context.switchToHttp().getRequest<FastifyRequest>().principal?.limits;
+
+/** The counters (Redis, else PostgreSQL), for the throttler's options, the guard and cleanup. */
+@Module({
+  providers: [
+    redisOrPostgres(RateLimitStorage, {
+      redis: (redis) => new RedisThrottlerStorage(redis),
+      postgres: (sql) => new PostgresThrottlerStorage(sql),
+    }),
+  ],
+  exports: [RateLimitStorage],
+})
+class RateLimitStorageModule {}
 
 /**
  * Three named limits, from configuration: `burst` per second and `general` per minute on every
@@ -16,12 +30,14 @@ const callerLimits = (context: ExecutionContext) =>
  */
 @Module({
   imports: [
+    RateLimitStorageModule,
     ThrottlerModule.forRootAsync({
-      inject: [KilnConfig, RedisService],
-      useFactory: (config: KilnConfig, redis: RedisService) => {
+      imports: [RateLimitStorageModule],
+      inject: [KilnConfig, RateLimitStorage],
+      useFactory: (config: KilnConfig, storage: RateLimitStorage) => {
         const { perMinute, burstPerSecond, submitPerMinute } = config.rateLimit;
         return {
-          storage: new RedisThrottlerStorage(redis.client),
+          storage,
           throttlers: [
             {
               name: 'burst',
@@ -48,5 +64,6 @@ const callerLimits = (context: ExecutionContext) =>
       },
     }),
   ],
+  exports: [RateLimitStorageModule],
 })
 export class RateLimitModule {}

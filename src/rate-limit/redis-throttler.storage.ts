@@ -1,10 +1,8 @@
-import type { ThrottlerStorage } from '@nestjs/throttler';
-import type { Redis } from 'ioredis';
+import { RedisService } from '../redis/redis.service.js';
+import { type Batch, RateLimitStorage } from './rate-limit.storage.js';
 
 /**
- * One fixed window per key, for a batch of requests in arrival order: a request is admitted if
- * every one of its weights fits under its key's limit, and then counted in all of them; a refused
- * request counts nothing, so a client that backs off gets its whole budget next window.
+ * A batch in one script run (see RateLimitStorage for the rules).
  *   KEYS: the k keys. ARGV: n, then ttl and limit per key, then each request's k weights.
  *   Returns, per request, the k counts after it and the 1-based index of its refusal (0: none),
  *   then the milliseconds left in each key's window.
@@ -42,107 +40,42 @@ return result`;
 
 const RATE_LIMIT_COMMAND = 'kilnRateLimitHit';
 
-export interface Count {
-  key: string;
-  ttlMs: number;
-  limit: number;
-  weight: number;
-}
-
-export interface Counted {
-  /** Weight counted in each window, this request's included unless it was refused. */
-  used: number[];
-  resetMs: number[];
-  /** Index of the first count past its limit; then nothing was counted. */
-  refused: number | null;
-}
-
-/** Requests against the same keys and limits that arrived in one turn of the event loop. */
-interface Batch {
-  counts: readonly Count[];
-  weights: number[];
-  waiting: { resolve: (counted: Counted) => void; reject: (error: unknown) => void }[];
-}
-
 type HitCommand = (...keysThenArgs: (string | number)[]) => Promise<number[]>;
 
 /**
- * Rate-limit counters in Redis, so every replica enforces one limit together. Every limit of a
- * request is counted in one round trip, and a caller's requests that arrive in the same turn of
- * the event loop share one: under load, a busy client's requests cost one script run per turn
- * instead of one each, with the same answers as one by one. Each counter is a single key with a
- * TTL: an idle bucket expires by itself and no cleanup has to sweep it.
+ * Rate-limit counters in Redis, one script run per batch. Each counter is a single key with a TTL:
+ * an idle bucket expires by itself and no cleanup has to sweep it.
  */
-export class RedisThrottlerStorage implements ThrottlerStorage {
+export class RedisThrottlerStorage extends RateLimitStorage {
   private readonly command: HitCommand;
-  private batches = new Map<string, Batch>();
 
-  constructor(redis: Redis) {
-    redis.defineCommand(RATE_LIMIT_COMMAND, { lua: HIT });
-    const command = (redis as unknown as Record<typeof RATE_LIMIT_COMMAND, HitCommand>)[
+  constructor(private readonly redis: RedisService) {
+    super();
+    redis.client.defineCommand(RATE_LIMIT_COMMAND, { lua: HIT });
+    const command = (redis.client as unknown as Record<typeof RATE_LIMIT_COMMAND, HitCommand>)[
       RATE_LIMIT_COMMAND
     ];
-    this.command = command.bind(redis);
+    this.command = command.bind(redis.client);
   }
 
-  count(counts: readonly Count[]): Promise<Counted> {
-    let group = '';
-    for (const count of counts) group += `${count.key} ${count.limit} ${count.ttlMs}\n`;
-    let batch = this.batches.get(group);
-    if (!batch) {
-      if (this.batches.size === 0) setImmediate(() => this.flush());
-      batch = { counts, weights: [], waiting: [] };
-      this.batches.set(group, batch);
-    }
-    for (const count of counts) batch.weights.push(count.weight);
-    const { waiting } = batch;
-    return new Promise((resolve, reject) => waiting.push({ resolve, reject }));
+  get available(): boolean {
+    return this.redis.available;
   }
 
-  /**
-   * `ThrottlerStorage`'s one method, which makes this the module's `storage`: one request of weight
-   * 1 against one limit. Kiln's guard counts through `count`.
-   */
-  async increment(key: string, ttl: number, limit: number) {
-    const { used, resetMs, refused } = await this.count([{ key, ttlMs: ttl, limit, weight: 1 }]);
-    const seconds = Math.ceil((resetMs[0] ?? ttl) / 1000);
-    const isBlocked = refused !== null;
-    return {
-      totalHits: (used[0] ?? 0) + (isBlocked ? 1 : 0),
-      timeToExpire: seconds,
-      isBlocked,
-      timeToBlockExpire: isBlocked ? seconds : 0,
-    };
+  /** A caller's counters share a hash tag, so a Redis Cluster keeps them on one node. */
+  key(tracker: string, limit: string): string {
+    return this.redis.key(`rate-limit:{${tracker}}:${limit}`);
   }
 
-  private flush(): void {
-    const batches = this.batches;
-    this.batches = new Map();
-    for (const batch of batches.values()) void this.send(batch);
+  sweep(): Promise<number> {
+    return Promise.resolve(0);
   }
 
-  private async send({ counts, weights, waiting }: Batch): Promise<void> {
+  protected hit({ counts, weights, waiting }: Batch): Promise<number[]> {
     const args: (string | number)[] = [counts.length];
     for (const count of counts) args.push(count.key);
     args.push(waiting.length);
     for (const count of counts) args.push(count.ttlMs, count.limit);
-    let reply: number[];
-    try {
-      reply = await this.command(...args, ...weights);
-    } catch (error) {
-      for (const { reject } of waiting) reject(error);
-      return;
-    }
-    const k = counts.length;
-    const resetMs = reply.slice(waiting.length * (k + 1));
-    waiting.forEach(({ resolve }, r) => {
-      const offset = r * (k + 1);
-      const refused = reply[offset + k] ?? 0;
-      resolve({
-        used: reply.slice(offset, offset + k),
-        resetMs,
-        refused: refused > 0 ? refused - 1 : null,
-      });
-    });
+    return this.command(...args, ...weights);
   }
 }

@@ -19,12 +19,15 @@ export class RedisService implements OnApplicationShutdown {
    */
   readonly client: Redis;
   private readonly connections: Redis[] = [];
+  private readonly settings: { url: string; prefix: string };
   private commandsDown = false;
 
   constructor(
     private readonly config: KilnConfig,
     private readonly outages: DependencyOutages,
   ) {
+    if (!config.redis) throw new Error('RedisService needs REDIS_URL');
+    this.settings = config.redis;
     this.client = this.open('commands', {
       maxRetriesPerRequest: 1,
       connectTimeout: 2_000,
@@ -48,9 +51,13 @@ export class RedisService implements OnApplicationShutdown {
     return this.open(name, { maxRetriesPerRequest: null });
   }
 
+  get prefix(): string {
+    return this.settings.prefix;
+  }
+
   /** Channel and key names under the configured prefix, so test runs and deployments never mix. */
   key(name: string): string {
-    return `${this.config.redis.prefix}:${name}`;
+    return `${this.settings.prefix}:${name}`;
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -63,7 +70,7 @@ export class RedisService implements OnApplicationShutdown {
   }
 
   private open(name: string, options: RedisOptions) {
-    const connection = new Redis(this.config.redis.url, {
+    const connection = new Redis(this.settings.url, {
       ...options,
       connectionName: `kiln-${this.config.role}-${name}`,
     });

@@ -17,12 +17,22 @@ const STARTING = new ProblemError('starting', 'Kiln is starting; retry in a few 
  * on the same port.
  */
 export class BootGate {
-  private readonly waitingFor = new Set<Dependency>(['database', 'redis']);
+  private readonly waitingFor: Set<Dependency>;
 
-  private constructor(private readonly server: Server) {}
+  private constructor(
+    private readonly server: Server,
+    dependencies: readonly Dependency[],
+  ) {
+    this.waitingFor = new Set(dependencies);
+  }
 
-  static async open(host: string, port: number): Promise<BootGate> {
-    const gate = new BootGate(createServer((request, response) => gate.answer(request, response)));
+  static async open(
+    host: string,
+    port: number,
+    dependencies: readonly Dependency[],
+  ): Promise<BootGate> {
+    const server = createServer((request, response) => gate.answer(request, response));
+    const gate = new BootGate(server, dependencies);
     gate.server.listen(port, host);
     await once(gate.server, 'listening');
     return gate;

@@ -14,9 +14,21 @@ const DEFAULT_PORTS: Record<Dependency, number> = { database: 5432, redis: 6379 
 const LOG_EVERY_MS = 5_000;
 const REDIS_PROBE_MS = 2_000;
 
+/** What this configuration needs before it can start: PostgreSQL, and Redis where it is the queue. */
+export function dependenciesOf(config: KilnConfig): Dependency[] {
+  return config.redis ? ['database', 'redis'] : ['database'];
+}
+
+/** The URL Kiln reaches a dependency at; asked only of the dependencies it has. */
+function urlOf(dependency: Dependency, config: KilnConfig): string {
+  const url = dependency === 'database' ? config.database.url : config.redis?.url;
+  if (!url) throw new Error(`${VARIABLES[dependency]} is not set`);
+  return url;
+}
+
 /** `PostgreSQL at db.internal:5432 (DATABASE_URL)`: where, without credentials or database. */
 export function describeTarget(dependency: Dependency, config: KilnConfig): string {
-  const url = new URL(dependency === 'database' ? config.database.url : config.redis.url);
+  const url = new URL(urlOf(dependency, config));
   const port = url.port || String(DEFAULT_PORTS[dependency]);
   return `${DEPENDENCY_NAMES[dependency]} at ${url.hostname}:${port} (${VARIABLES[dependency]})`;
 }
@@ -45,7 +57,7 @@ const PROBES: Record<Dependency, (config: KilnConfig) => Promise<void>> = {
     }
   },
   async redis(config) {
-    const client = new Redis(config.redis.url, {
+    const client = new Redis(urlOf('redis', config), {
       lazyConnect: true,
       retryStrategy: () => null,
       maxRetriesPerRequest: 0,

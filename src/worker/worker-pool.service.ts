@@ -4,7 +4,7 @@ import {
   Logger,
   type OnApplicationBootstrap,
 } from '@nestjs/common';
-import type { Worker } from 'bullmq';
+import { Backplane, type BackplaneWorker } from '../backplane/backplane.js';
 import { DependencyOutages } from '../common/dependency-outages.service.js';
 import { settlesWithin } from '../common/timeout.js';
 import { isUnavailable } from '../common/unavailable.js';
@@ -12,7 +12,7 @@ import { KilnConfig } from '../config/config.js';
 import type { Resources } from '../generation/generator.js';
 import { GpuMonitor } from '../gpu/gpu-monitor.service.js';
 import { JobLifecycle } from '../jobs/job-lifecycle.service.js';
-import { JobQueue, type QueuedJob } from '../jobs/job-queue.service.js';
+import { JobQueue, type QueuedJob, type QueuedJobData } from '../jobs/job-queue.service.js';
 import { DatabaseOutage } from './database-outage.js';
 import { JobRunner } from './job-runner.service.js';
 
@@ -26,7 +26,7 @@ const HANDBACK_MS = 5_000;
 @Injectable()
 export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger('Worker');
-  private workers: Worker[] = [];
+  private workers: BackplaneWorker<QueuedJobData>[] = [];
 
   constructor(
     private readonly queue: JobQueue,
@@ -35,6 +35,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     private readonly gpu: GpuMonitor,
     private readonly config: KilnConfig,
     private readonly outages: DependencyOutages,
+    private readonly backplane: Backplane,
     outage: DatabaseOutage,
   ) {
     // Jobs fetched while PostgreSQL is unreachable could not start: take none until it is back.
@@ -54,8 +55,8 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
       });
       started.on('failed', (job) => void this.onFailed(job));
       started.on('error', (error) => {
-        // A Redis outage is reported once, however often the worker's connection retries.
-        if (isUnavailable(error)) this.outages.failed('redis', error);
+        // An outage is reported once, however often the worker's connection retries.
+        if (isUnavailable(error)) this.outages.failed(this.backplane.dependency, error);
         else this.logger.warn(`Worker error: ${error.message}`);
       });
       this.workers.push(started);

@@ -7,7 +7,7 @@ import { type Report, type ScenarioResult, table, writeReport } from './invarian
 import { killLeftovers, readAttempts } from './ledger.js';
 import { killAllKilnProcesses } from './processes.js';
 import { SCENARIOS, runScenario } from './scenarios.js';
-import { chaosSettings } from './settings.js';
+import { chaosBackend, chaosSettings } from './settings.js';
 
 /**
  * The chaos suite: Kiln's promise (an accepted job is never lost, never fails because of an
@@ -15,22 +15,28 @@ import { chaosSettings } from './settings.js';
  *   npm run chaos                    the full form
  *   npm run chaos -- --short         the short form (or CHAOS=short), as CI runs it
  *   npm run chaos -- --only=api-kill,redis-restart
+ *   npm run chaos -- --backend=postgres  the queues on PostgreSQL alone (or CHAOS_BACKEND=postgres)
  *   npm run chaos -- --report FILE   the JSON report copied to FILE as well
- * Its own PostgreSQL and Redis on ports of their own; logs, ledgers and chaos.json in var/chaos/.
+ * Its own PostgreSQL and Redis (none on PostgreSQL alone) on ports of their own; logs, ledgers and
+ * chaos.json in var/chaos/.
  */
 const args = process.argv.slice(2);
 const settings = chaosSettings(args, process.env);
+const backend = chaosBackend(args, process.env);
 const only = args
   .find((arg) => arg.startsWith('--only='))
   ?.slice('--only='.length)
   .split(',');
 const reportCopy = args.includes('--report') ? args[args.indexOf('--report') + 1] : undefined;
-const scenarios = SCENARIOS.filter((scenario) => !only || only.includes(scenario.name));
+const scenarios = SCENARIOS.filter(
+  (scenario) =>
+    (!only || only.includes(scenario.name)) && (backend === 'redis' || !scenario.needsRedis),
+);
 
 const started = new Date();
 const runDir = resolve(
   'var/chaos',
-  `${started.toISOString().replace(/[:.]/g, '-')}-${settings.form}`,
+  `${started.toISOString().replace(/[:.]/g, '-')}-${settings.form}-${backend}`,
 );
 mkdirSync(runDir, { recursive: true });
 
@@ -94,10 +100,15 @@ function failedToRun(
 
 async function main(): Promise<number> {
   const code = commit();
-  console.log(`Chaos suite (${settings.form}) on ${code}, run folder ${runDir}`);
+  console.log(
+    `Chaos suite (${settings.form}, queues on ${backend}) on ${code}, run folder ${runDir}`,
+  );
   postgres = await OwnPostgres.start();
-  redis = await OwnRedis.start();
-  console.log(`PostgreSQL on port ${postgres.port}, Redis on port ${redis.port}`);
+  if (backend === 'redis') redis = await OwnRedis.start();
+  console.log(
+    `PostgreSQL on port ${postgres.port}` +
+      (redis ? `, Redis on port ${redis.port}` : ', no Redis'),
+  );
 
   const results: ScenarioResult[] = [];
   for (const [index, scenario] of scenarios.entries()) {
@@ -135,7 +146,7 @@ async function main(): Promise<number> {
     for (const violation of result.violations) console.log(`  - ${violation}`);
   }
   console.log(
-    `\nChaos (${settings.form}, ${(report.durationMs / 1000).toFixed(0)} s): ` +
+    `\nChaos (${settings.form} on ${backend}, ${(report.durationMs / 1000).toFixed(0)} s): ` +
       `${passed} passed, ${report.failed} failed; report in ${json}`,
   );
   return report.failed === 0 ? 0 : 1;

@@ -25,7 +25,8 @@ export interface ScenarioContext {
   settings: ChaosSettings;
   fleet: Fleet;
   postgres: OwnPostgres;
-  redis: OwnRedis;
+  /** Absent where PostgreSQL alone carries the queues. */
+  redis?: OwnRedis;
   submitter: Submitter;
   /** How long the steady load lasts (ms): faults are placed within it. */
   loadMs: number;
@@ -46,6 +47,8 @@ export interface Scenario {
   fault: string;
   /** The steady jobs' run time, when not the settings' `jobMs`. */
   jobMs?: (settings: ChaosSettings) => { min: number; max: number };
+  /** A fault of Redis itself, which a Kiln on PostgreSQL alone does not have. */
+  needsRedis?: true;
   inject(context: ScenarioContext): Promise<void>;
 }
 
@@ -68,10 +71,11 @@ export const SCENARIOS: Scenario[] = [
   {
     name: 'redis-restart',
     fault: 'Redis killed while jobs run, and started again empty',
+    needsRedis: true,
     inject: (context) =>
       outage(context, 'Redis down', context.settings.redisDownMs, {
-        begin: () => context.redis.stop(),
-        end: () => context.redis.restart(),
+        begin: () => context.redis!.stop(),
+        end: () => context.redis!.restart(),
       }),
   },
   {
@@ -177,7 +181,7 @@ export interface ScenarioRun {
   number: number;
   settings: ChaosSettings;
   postgres: OwnPostgres;
-  redis: OwnRedis;
+  redis?: OwnRedis;
   runDir: string;
 }
 
@@ -200,8 +204,8 @@ export async function runScenario(scenario: Scenario, run: ScenarioRun): Promise
 
   const databaseUrl = await createDatabase(postgres, `chaos_${run.number}`);
   const env = {
-    ...kilnEnv({ databaseUrl, redisUrl: redis.url, dir, ledger }),
-    REDIS_PREFIX: `kiln-chaos-${run.number}`,
+    ...kilnEnv({ databaseUrl, redisUrl: redis?.url, dir, ledger }),
+    ...(redis ? { REDIS_PREFIX: `kiln-chaos-${run.number}` } : {}),
   };
   log(`starting the API and two workers (logs in ${dir})`);
   const fleet = await Fleet.start(env, dir);

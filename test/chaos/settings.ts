@@ -59,6 +59,16 @@ const FORMS: Record<ChaosSettings['form'], ChaosSettings> = {
   },
 };
 
+/** Where the queues of a run live: `--backend=postgres` (or CHAOS_BACKEND) for PostgreSQL alone. */
+export function chaosBackend(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+): 'redis' | 'postgres' {
+  return args.includes('--backend=postgres') || env.CHAOS_BACKEND === 'postgres'
+    ? 'postgres'
+    : 'redis';
+}
+
 export function chaosSettings(args: readonly string[], env: NodeJS.ProcessEnv): ChaosSettings {
   return FORMS[args.includes('--short') || env.CHAOS === 'short' ? 'short' : 'full'];
 }
@@ -86,14 +96,16 @@ const LEDGER_SCRIPT = resolve('test/fixtures/commands/ledger.mjs');
  */
 export function kilnEnv(scenario: {
   databaseUrl: string;
-  redisUrl: string;
+  /** Unset: the queues on PostgreSQL alone. */
+  redisUrl?: string;
   dir: string;
   ledger: string;
 }): Record<string, string> {
   return {
     DATABASE_URL: scenario.databaseUrl,
-    REDIS_URL: scenario.redisUrl,
-    REDIS_PREFIX: 'kiln-chaos',
+    ...(scenario.redisUrl
+      ? { REDIS_URL: scenario.redisUrl, REDIS_PREFIX: 'kiln-chaos' }
+      : { QUEUE_BACKEND: 'postgres' }),
     ARTIFACT_DIR: join(scenario.dir, 'artifacts'),
     TEMP_DIR: join(scenario.dir, 'tmp'),
     HOST: '127.0.0.1',

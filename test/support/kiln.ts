@@ -9,7 +9,7 @@ import { createKilnApp } from '../../src/http/app.factory.js';
 import { type KilnConfig, loadConfig } from '../../src/config/config.js';
 import type { JobEvent } from '../../src/jobs/job-events.service.js';
 import type { JobView } from '../../src/jobs/job.dto.js';
-import { REDIS_URL, TEST_DATABASE_URL, TEST_PREFIX } from './env.js';
+import { ON_REDIS, REDIS_URL, TEST_DATABASE_URL, TEST_PREFIX } from './env.js';
 import { TestGenerator } from './test.generator.js';
 
 const storage = mkdtempSync(join(tmpdir(), 'kiln-test-'));
@@ -21,8 +21,7 @@ export const ADMIN_KEY = 'kiln_test-admin-key-0123456789';
 export const TEST_ENV: Record<string, string> = {
   KILN_ADMIN_API_KEY: ADMIN_KEY,
   DATABASE_URL: TEST_DATABASE_URL,
-  REDIS_URL,
-  REDIS_PREFIX: TEST_PREFIX,
+  ...(ON_REDIS ? { REDIS_URL, REDIS_PREFIX: TEST_PREFIX } : { QUEUE_BACKEND: 'postgres' }),
   ARTIFACT_DIR: join(storage, 'artifacts'),
   TEMP_DIR: join(storage, 'tmp'),
   LOG_LEVEL: 'error',
@@ -184,7 +183,7 @@ export async function startForTest(env: Record<string, string> = {}): Promise<Te
   return kiln;
 }
 
-/** Empties the test database tables and the test prefix in Redis. */
+/** Empties the test database tables and the test run's queues. */
 export async function resetState(): Promise<void> {
   const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
   await client.connect();
@@ -192,14 +191,54 @@ export async function resetState(): Promise<void> {
     // Before the first app has migrated the test database there is nothing to empty.
     const { rows } = await client.query<{ tables: string[] }>(
       `SELECT array_agg(relname::text) AS tables FROM pg_class
-       WHERE relname IN ('jobs', 'artifacts', 'api_keys') AND relkind = 'r'`,
+       WHERE relname IN ('jobs', 'artifacts', 'api_keys', 'rate_limit_counters', 'route_latency')
+         AND relkind = 'r'`,
     );
     const tables = rows[0]?.tables ?? [];
     if (tables.length > 0) await client.query(`TRUNCATE ${tables.join(', ')}`);
   } finally {
     await client.end();
   }
-  await deleteRedisKeys(`${TEST_PREFIX}:*`);
+  await emptyQueues();
+}
+
+/**
+ * Empties the test run's queues, as a backplane restarted empty would be (Redis without
+ * persistence); answers how many keys or queue rows went.
+ */
+export async function emptyQueues(): Promise<number> {
+  if (ON_REDIS) return deleteRedisKeys(`${TEST_PREFIX}:*`);
+  // Before the first app has made BullMQ's schema there is nothing to empty.
+  const [schema] = await sql<{ present: boolean }>(
+    `SELECT to_regclass('bullmq.job') IS NOT NULL AS present`,
+  );
+  if (!schema?.present) return 0;
+  const [jobs] = await sql<{ count: number }>('SELECT count(*)::int AS count FROM bullmq.job');
+  // Everything but the schema version: jobs, queue metadata, events, locks, limits.
+  await sql(`DO $$ DECLARE t text; BEGIN
+    FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = 'bullmq' AND tablename <> 'migration'
+    LOOP EXECUTE format('TRUNCATE bullmq.%I CASCADE', t); END LOOP; END $$`);
+  return jobs?.count ?? 0;
+}
+
+/** Listens to a channel of the test run's backplane, as another Kiln process would. */
+export async function subscribe(
+  channel: string,
+  listener: (message: string) => void,
+): Promise<() => Promise<void>> {
+  if (ON_REDIS) {
+    const redis = new Redis(REDIS_URL);
+    redis.on('message', (_channel: string, message: string) => listener(message));
+    await redis.subscribe(`${TEST_PREFIX}:${channel}`);
+    return async () => {
+      await redis.quit();
+    };
+  }
+  const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  await client.connect();
+  client.on('notification', ({ payload }) => listener(payload ?? ''));
+  await client.query(`LISTEN ${client.escapeIdentifier(channel)}`);
+  return () => client.end();
 }
 
 export async function deleteRedisKeys(pattern: string): Promise<number> {
