@@ -76,6 +76,7 @@ function stopDatabaseOnSignals(): void {
       await stopDatabase();
     } finally {
       for (const name of STOP_SIGNALS) process.removeListener(name, listener);
+      // No log line is lost to it: each is written before its call returns (see logger.options).
       process.kill(process.pid, signal);
     }
   };

@@ -27,7 +27,8 @@ export class KilnProcess {
   ) {
     child.stdout!.on('data', (chunk: Buffer) => (this.stdout += chunk.toString()));
     child.stderr!.on('data', (chunk: Buffer) => (this.stderr += chunk.toString()));
-    this.exited = once(child, 'exit').then(([code]) => code as number | null);
+    // 'close', not 'exit': only then has its output been read to the end.
+    this.exited = once(child, 'close').then(([code]) => code as number | null);
   }
 
   /** Spawns Kiln on a free port and returns once its port answers liveness. */
