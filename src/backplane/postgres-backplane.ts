@@ -11,7 +11,7 @@ import pg from 'pg';
 import { backoffDelays } from '../common/backoff.js';
 import { DependencyOutages } from '../common/dependency-outages.service.js';
 import { KilnConfig } from '../config/config.js';
-import { poolOptions } from '../database/data-source-options.js';
+import { databaseUrl, poolOptions } from '../database/data-source-options.js';
 import { Sql } from '../database/sql.service.js';
 import {
   Backplane,
@@ -49,7 +49,7 @@ export class PostgresBackplane extends Backplane implements OnApplicationShutdow
   ) {
     super();
     this.pool = new pg.Pool({
-      connectionString: config.database.url,
+      connectionString: databaseUrl(config),
       ...poolOptions(config, { bounded: false }),
       max: config.database.poolSize,
       // BullMQ's statements name its tables unqualified.
@@ -121,7 +121,7 @@ export class PostgresBackplane extends Backplane implements OnApplicationShutdow
    */
   private async listen(channels: readonly string[], listener: MessageListener): Promise<void> {
     const client = new pg.Client({
-      connectionString: this.config.database.url,
+      connectionString: databaseUrl(this.config),
       ...poolOptions(this.config, { bounded: false }),
     });
     // Until it listens, a failure is the caller's to handle.
