@@ -100,10 +100,13 @@ export class PostgresBackplane extends Backplane implements OnApplicationShutdow
     await this.pool.end();
   }
 
-  /** BullMQ's own migrations, which take their own advisory lock, before any queue is used. */
+  /**
+   * BullMQ's own migrations, before any queue is used, whatever DB_MIGRATE_ON_START says: its
+   * schema follows the installed BullMQ, not Kiln's migrations. Idempotent, in one transaction
+   * under BullMQ's own advisory lock, so replicas starting together take turns.
+   */
   private migrate(): Promise<void> {
     this.schemaReady ??= (async () => {
-      if (!this.config.database.migrateOnStart) return;
       const client = await this.pool.connect();
       try {
         await runMigrations(client, DEFAULT_SCHEMA);
