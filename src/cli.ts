@@ -10,6 +10,7 @@ import { isUnavailable } from './common/unavailable.js';
 import { ConfigModule } from './config/config.module.js';
 import { ConfigError, type KilnConfig, loadConfig, processEnv } from './config/config.js';
 import { DatabaseModule } from './database/database.module.js';
+import { EmbeddedPostgresError, connectToRunning } from './database/embedded-folder.js';
 import { describeFailure, probe } from './startup/dependencies.js';
 
 const USAGE = `Usage: npm run kiln -- <command>
@@ -86,7 +87,8 @@ let config: KilnConfig | undefined;
 async function main(argv: string[]): Promise<void> {
   const [group, ...rest] = argv;
   if (group !== 'keys') throw new UsageError(group ? `Unknown command ${group}` : 'No command');
-  config = loadConfig(processEnv());
+  // Without DATABASE_URL, the embedded server of the Kiln running in EMBEDDED_POSTGRES_DIR.
+  config = await connectToRunning(loadConfig(processEnv()));
   // Asked first, so that an unreachable server is one line, not TypeORM's stack.
   await probe('database', config);
 
@@ -107,7 +109,11 @@ async function main(argv: string[]): Promise<void> {
 
 main(process.argv.slice(2)).catch((error: unknown) => {
   if (error instanceof UsageError) console.error(`${error.message}\n\n${USAGE}`);
-  else if (error instanceof ConfigError || error instanceof ApiKeyError)
+  else if (
+    error instanceof ConfigError ||
+    error instanceof ApiKeyError ||
+    error instanceof EmbeddedPostgresError
+  )
     console.error(error.message);
   else if (config && isUnavailable(error))
     console.error(describeFailure('database', config, error));

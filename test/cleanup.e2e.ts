@@ -11,6 +11,7 @@ import { PROCESS_GROUPS_DIR } from '../src/process/process-groups.js';
 import { JobQueue } from '../src/jobs/job-queue.service.js';
 import type { JobStatus } from '../src/jobs/job.entity.js';
 import { insertJob } from './support/builders.js';
+import { TEST_QUEUE_BACKEND } from './support/env.js';
 import { TestKiln, resetState, sql, useKiln } from './support/kiln.js';
 
 const sha = (digit: string) => digit.repeat(64);
@@ -99,6 +100,7 @@ describe('cleanup', () => {
     const report = await runCleanup(kiln);
 
     expect(report).toEqual({
+      queueBackend: TEST_QUEUE_BACKEND,
       removed: { jobs: 4, artifacts: 2, temp_files: 2, queue_entries: 0, rate_limit_counters: 0 },
       reconciled: { enqueued: 2, failed: 0 },
       skipped: [],

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ON_REDIS, TEST_DATABASE_URL } from './support/env.js';
+import { ON_REDIS, testDatabaseUrl } from './support/env.js';
 import { KilnProcess, type LogLine } from './support/kiln-process.js';
 import { freePort } from './support/ports.js';
 import { OwnPostgres } from './support/postgres-server.js';
@@ -239,7 +239,7 @@ describe('boot', () => {
         await redis.stop();
         const kiln = await start({
           REDIS_URL: redis.url,
-          DATABASE_URL: TEST_DATABASE_URL,
+          DATABASE_URL: testDatabaseUrl(),
           DEPENDENCY_WAIT: '60s',
         });
         await expectStarting(kiln, ['redis']);

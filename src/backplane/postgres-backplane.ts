@@ -11,7 +11,7 @@ import pg from 'pg';
 import { backoffDelays } from '../common/backoff.js';
 import { DependencyOutages } from '../common/dependency-outages.service.js';
 import { KilnConfig } from '../config/config.js';
-import { poolOptions } from '../database/data-source-options.js';
+import { databaseUrl, poolOptions } from '../database/data-source-options.js';
 import { Sql } from '../database/sql.service.js';
 import {
   Backplane,
@@ -49,7 +49,7 @@ export class PostgresBackplane extends Backplane implements OnApplicationShutdow
   ) {
     super();
     this.pool = new pg.Pool({
-      connectionString: config.database.url,
+      connectionString: databaseUrl(config),
       ...poolOptions(config, { bounded: false }),
       max: config.database.poolSize,
       // BullMQ's statements name its tables unqualified.
@@ -100,10 +100,13 @@ export class PostgresBackplane extends Backplane implements OnApplicationShutdow
     await this.pool.end();
   }
 
-  /** BullMQ's own migrations, which take their own advisory lock, before any queue is used. */
+  /**
+   * BullMQ's own migrations, before any queue is used, whatever DB_MIGRATE_ON_START says: its
+   * schema follows the installed BullMQ, not Kiln's migrations. Idempotent, in one transaction
+   * under BullMQ's own advisory lock, so replicas starting together take turns.
+   */
   private migrate(): Promise<void> {
     this.schemaReady ??= (async () => {
-      if (!this.config.database.migrateOnStart) return;
       const client = await this.pool.connect();
       try {
         await runMigrations(client, DEFAULT_SCHEMA);
@@ -121,7 +124,7 @@ export class PostgresBackplane extends Backplane implements OnApplicationShutdow
    */
   private async listen(channels: readonly string[], listener: MessageListener): Promise<void> {
     const client = new pg.Client({
-      connectionString: this.config.database.url,
+      connectionString: databaseUrl(this.config),
       ...poolOptions(this.config, { bounded: false }),
     });
     // Until it listens, a failure is the caller's to handle.

@@ -4,6 +4,9 @@ const count = z.int().min(0);
 
 export const cleanupReportSchema = z
   .object({
+    queueBackend: z
+      .enum(['redis', 'postgres'])
+      .meta({ description: 'Where the queue entries and rate-limit counters were kept.' }),
     removed: z
       .object({
         jobs: count,

@@ -28,6 +28,8 @@ export const CLEANUP_TASKS = ['jobs', 'temp', 'queue', 'rate-limits'] as const;
 export type CleanupTask = (typeof CLEANUP_TASKS)[number];
 
 export interface CleanupReport {
+  /** Where the queue entries and rate-limit counters it removed were kept. */
+  queueBackend: 'redis' | 'postgres';
   removed: Record<CleanupTarget, number>;
   reconciled: ReconcileReport | null;
   /** Tasks another replica was running: it does the work, this one skips. */
@@ -69,6 +71,7 @@ export class CleanupService {
   /** Every task and a reconcile pass now, one after the other (`POST /api/v1/admin/cleanup`). */
   async runAll(): Promise<CleanupReport> {
     const report: CleanupReport = {
+      queueBackend: this.config.queueBackend,
       removed: { jobs: 0, artifacts: 0, temp_files: 0, queue_entries: 0, rate_limit_counters: 0 },
       reconciled: null,
       skipped: [],

@@ -1,17 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { ConfigError, ENV_KEYS, loadConfig } from './config.js';
 
 describe('loadConfig', () => {
-  it('needs no environment at all on a machine with a local PostgreSQL', () => {
+  it('needs no environment at all: an embedded PostgreSQL, which carries the queues too', () => {
     const config = loadConfig({});
     expect(config).toMatchObject({
       role: 'all',
       runsApi: true,
       runsWorker: true,
       http: { port: 3000 },
-      database: { url: 'postgres://postgres@127.0.0.1:5432/kiln', migrateOnStart: true },
+      database: { url: undefined, embeddedDir: resolve('var/postgres'), migrateOnStart: true },
       queueBackend: 'postgres',
       jobs: { maxAttempts: 4, retryDelayMs: 1000, batchMax: 10 },
     });
@@ -30,6 +30,24 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ QUEUE_BACKEND: 'redis' })).toThrow(
       /REDIS_URL: required with QUEUE_BACKEND=redis/,
     );
+  });
+
+  it('takes DATABASE_URL over the embedded PostgreSQL, and requires it in production', () => {
+    const url = 'postgres://kiln@db:5432/kiln';
+    expect(loadConfig({ DATABASE_URL: url }).database).toMatchObject({
+      url,
+      embeddedDir: undefined,
+    });
+    expect(loadConfig({ EMBEDDED_POSTGRES_DIR: 'data/pg' }).database.embeddedDir).toBe(
+      resolve('data/pg'),
+    );
+    expect(loadConfig({ NODE_ENV: 'production', DATABASE_URL: url }).database.url).toBe(url);
+    expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(
+      /DATABASE_URL: required with NODE_ENV=production/,
+    );
+    // An empty value is no value.
+    expect(() => loadConfig({ NODE_ENV: 'production', DATABASE_URL: '' })).toThrow(ConfigError);
+    expect(loadConfig({ NODE_ENV: 'development' }).database.embeddedDir).toBeDefined();
   });
 
   it('derives what each role runs', () => {

@@ -77,9 +77,11 @@ const envSchema = z.object({
   HTTP_REQUEST_TIMEOUT: duration
     .pipe(z.number().min(100, 'expected at least 100ms'))
     .default(30_000),
-  DATABASE_URL: z
-    .url({ protocol: /^postgres(ql)?$/ })
-    .default('postgres://postgres@127.0.0.1:5432/kiln'),
+  // `production` makes DATABASE_URL required: never an embedded database by accident.
+  NODE_ENV: z.string().optional(),
+  // Unset: an embedded PostgreSQL of Kiln's own, in EMBEDDED_POSTGRES_DIR.
+  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+  EMBEDDED_POSTGRES_DIR: z.string().default('var/postgres'),
   // A task under an advisory lock holds one connection while it queries on another.
   DB_POOL_SIZE: int(2, 200).default(10),
   DB_MIGRATE_ON_START: bool.default(true),
@@ -162,7 +164,10 @@ function toConfig(env: z.output<typeof envSchema>, inherited: Record<string, str
       logLevel: env.LOG_LEVEL,
     },
     database: {
+      /** DATABASE_URL; in embedded mode the embedded server's, once it runs (see `databaseUrl`). */
       url: env.DATABASE_URL,
+      /** Without DATABASE_URL: the folder of the embedded PostgreSQL Kiln runs itself. */
+      embeddedDir: env.DATABASE_URL === undefined ? resolve(env.EMBEDDED_POSTGRES_DIR) : undefined,
       poolSize: env.DB_POOL_SIZE,
       migrateOnStart: env.DB_MIGRATE_ON_START,
       statementTimeoutMs: env.DB_STATEMENT_TIMEOUT,
@@ -308,14 +313,18 @@ export function processEnv(): NodeJS.ProcessEnv {
 export function loadConfig(env: Record<string, string | undefined> = process.env): KilnConfig {
   const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''));
   const parsed = envSchema.safeParse(present);
-  if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`),
+  const problems = parsed.success
+    ? []
+    : parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+  if (present.NODE_ENV === 'production' && present.DATABASE_URL === undefined) {
+    problems.push(
+      'DATABASE_URL: required with NODE_ENV=production (the embedded PostgreSQL is for one machine, outside production)',
     );
   }
-  if (parsed.data.QUEUE_BACKEND === 'redis' && !parsed.data.REDIS_URL) {
-    throw new ConfigError(['REDIS_URL: required with QUEUE_BACKEND=redis']);
+  if (present.QUEUE_BACKEND === 'redis' && present.REDIS_URL === undefined) {
+    problems.push('REDIS_URL: required with QUEUE_BACKEND=redis');
   }
+  if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   // Empty values are kept: an empty CUDA_VISIBLE_DEVICES hides every GPU.
   const inherited = Object.entries(env).filter(
     (entry): entry is [string, string] => entry[1] !== undefined && passedToCommands(entry[0]),

@@ -9,6 +9,14 @@ import type { KilnConfig } from '../config/config.js';
  */
 const CLIENT_TIMEOUT_MARGIN_MS = 1_000;
 
+/** The URL to connect to: DATABASE_URL, or the embedded server's once it runs. */
+export function databaseUrl(config: KilnConfig): string {
+  const { url, embeddedDir } = config.database;
+  if (url === undefined)
+    throw new Error(`The embedded PostgreSQL in ${embeddedDir} is not started`);
+  return url;
+}
+
 /**
  * pg's pool settings. Statements are bounded unless `bounded` is false, which migrations ask for:
  * they wait on an advisory lock while another replica migrates, and may rewrite big tables.
@@ -35,7 +43,7 @@ export function dataSourceOptions(
 ): PostgresDataSourceOptions {
   return {
     type: 'postgres',
-    url: config.database.url,
+    url: databaseUrl(config),
     migrations,
     migrationsTableName: 'migrations',
     synchronize: false,

@@ -43,7 +43,10 @@ class MigrationRunner implements OnModuleInit {
   }
 }
 
-/** A new connection made means PostgreSQL answers again after an outage. */
+/**
+ * A connection that breaks while idle (PostgreSQL restarted, a network cut) begins an outage; a
+ * new connection made means PostgreSQL answers again.
+ */
 @Injectable()
 class PoolWatch implements OnModuleInit {
   constructor(
@@ -54,6 +57,11 @@ class PoolWatch implements OnModuleInit {
   onModuleInit(): void {
     const pool = (this.dataSource.driver as PostgresDriver).master as pg.Pool;
     pool.on('connect', () => this.outages.restored('database'));
+    // An ended pool's connections are still closing (pg's end() does not wait for them): a
+    // server stopping meanwhile, such as the embedded one right after the app, is no outage.
+    pool.on('error', (error) => {
+      if (!pool.ending) this.outages.failed('database', error);
+    });
   }
 }
 
@@ -61,13 +69,13 @@ class PoolWatch implements OnModuleInit {
 @Module({
   imports: [
     TypeOrmModule.forRootAsync({
-      inject: [KilnConfig, DependencyOutages],
-      useFactory: (config: KilnConfig, outages: DependencyOutages) => ({
+      inject: [KilnConfig],
+      useFactory: (config: KilnConfig) => ({
         ...dataSourceOptions(config),
         // Each room registers its own entities (TypeOrmModule.forFeature); migrations need none.
         autoLoadEntities: true,
-        // A connection that breaks while idle (PostgreSQL restarted, a network cut).
-        poolErrorHandler: (error: Error) => outages.failed('database', error),
+        // PoolWatch reports a connection that breaks while idle, instead of TypeORM's warning.
+        poolErrorHandler: () => undefined,
         // The process waited for PostgreSQL before it built the application (see main.ts).
         retryAttempts: 0,
       }),

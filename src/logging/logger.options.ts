@@ -40,13 +40,14 @@ export function redactLine(line: string): string {
 }
 
 /**
- * Where log lines go: standard output, through {@link redactLine}, by pino's default destination
- * (which flushes what is pending when the process exits).
+ * Where log lines go: standard output, through {@link redactLine}, each written before the call
+ * returns. pino's default destination writes from libuv's thread pool, and a line still on its
+ * way there is lost when the process ends: by the signal Kiln raises again once its graceful
+ * shutdown is done (the embedded PostgreSQL's `stopped` line was its last), or by `process.exit`.
  */
-export function redactingStream(target?: DestinationStream): DestinationStream {
-  // Opened on first use: only the first application of a process logs (see processLogger).
-  let out = target;
-  return { write: (line: string) => (out ??= destination(1)).write(redactLine(line)) };
+function redactingStream(): DestinationStream {
+  const out = destination({ dest: 1, sync: true });
+  return { write: (line: string) => out.write(redactLine(line)) };
 }
 
 /** Headers that carry credentials: logged as {@link REDACTED}. */

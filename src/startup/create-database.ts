@@ -1,31 +1,30 @@
-import pg from 'pg';
 import { isUnavailable } from '../common/unavailable.js';
 import { ConfigError, type KilnConfig, loadConfig, processEnv } from '../config/config.js';
 import { describeFailure } from './dependencies.js';
-import { poolOptions } from '../database/data-source-options.js';
+import { databaseUrl, poolOptions } from '../database/data-source-options.js';
+import { shownPath } from '../database/embedded-folder.js';
+import { createDatabaseIfMissing, maintenanceClient } from '../database/maintenance.js';
 
 /**
  * `npm run db:create`: creates the database DATABASE_URL names if it does not exist yet,
  * through the server's `postgres` maintenance database. Tables come from the migrations.
  */
 async function createDatabase(config: KilnConfig): Promise<void> {
-  const target = new URL(config.database.url);
-  const name = decodeURIComponent(target.pathname.slice(1));
-  const maintenance = new URL(target);
-  maintenance.pathname = '/postgres';
-  const client = new pg.Client({
-    connectionString: maintenance.toString(),
-    ...poolOptions(config, { bounded: false }),
-  });
+  const { embeddedDir } = config.database;
+  if (embeddedDir !== undefined) {
+    console.log(
+      `DATABASE_URL is unset: Kiln creates its database on its embedded PostgreSQL in ${shownPath(embeddedDir)} at start; nothing to do`,
+    );
+    return;
+  }
+  const { name, client } = maintenanceClient(
+    databaseUrl(config),
+    poolOptions(config, { bounded: false }),
+  );
   await client.connect();
   try {
-    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
-    if (rowCount) {
-      console.log(`Database ${name} exists`);
-      return;
-    }
-    await client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}`);
-    console.log(`Created database ${name}`);
+    const created = await createDatabaseIfMissing(client, name);
+    console.log(created ? `Created database ${name}` : `Database ${name} exists`);
   } finally {
     await client.end();
   }

@@ -6,7 +6,8 @@ import { backoffDelays } from '../common/backoff.js';
 import { reasonOf } from '../common/dependency-outages.service.js';
 import { DEPENDENCY_NAMES, type Dependency, isUnavailable } from '../common/unavailable.js';
 import type { KilnConfig } from '../config/config.js';
-import { poolOptions } from '../database/data-source-options.js';
+import { databaseUrl, poolOptions } from '../database/data-source-options.js';
+import { shownPath } from '../database/embedded-folder.js';
 
 const VARIABLES: Record<Dependency, string> = { database: 'DATABASE_URL', redis: 'REDIS_URL' };
 const DEFAULT_PORTS: Record<Dependency, number> = { database: 5432, redis: 6379 };
@@ -21,16 +22,24 @@ export function dependenciesOf(config: KilnConfig): Dependency[] {
 
 /** The URL Kiln reaches a dependency at; asked only of the dependencies it has. */
 function urlOf(dependency: Dependency, config: KilnConfig): string {
-  const url = dependency === 'database' ? config.database.url : config.redis?.url;
-  if (!url) throw new Error(`${VARIABLES[dependency]} is not set`);
-  return url;
+  if (dependency === 'database') return databaseUrl(config);
+  if (!config.redis) throw new Error(`${VARIABLES[dependency]} is not set`);
+  return config.redis.url;
 }
 
-/** `PostgreSQL at db.internal:5432 (DATABASE_URL)`: where, without credentials or database. */
+/**
+ * `PostgreSQL at db.internal:5432 (DATABASE_URL)`, or `(embedded, var/postgres)`: where, without
+ * credentials or database.
+ */
 export function describeTarget(dependency: Dependency, config: KilnConfig): string {
   const url = new URL(urlOf(dependency, config));
   const port = url.port || String(DEFAULT_PORTS[dependency]);
-  return `${DEPENDENCY_NAMES[dependency]} at ${url.hostname}:${port} (${VARIABLES[dependency]})`;
+  const { embeddedDir } = config.database;
+  const source =
+    dependency === 'database' && embeddedDir !== undefined
+      ? `embedded, ${shownPath(embeddedDir)}`
+      : VARIABLES[dependency];
+  return `${DEPENDENCY_NAMES[dependency]} at ${url.hostname}:${port} (${source})`;
 }
 
 /** One line for an error that reaching a dependency ran into: where, and what went wrong. */
@@ -46,7 +55,10 @@ export class DependencyWaitError extends Error {
 /** One question each, on a connection of its own, bounded like the application's. */
 const PROBES: Record<Dependency, (config: KilnConfig) => Promise<void>> = {
   async database(config) {
-    const client = new pg.Client({ connectionString: config.database.url, ...poolOptions(config) });
+    const client = new pg.Client({
+      connectionString: databaseUrl(config),
+      ...poolOptions(config),
+    });
     // A connection that breaks after connect() reports through query(), not as an event.
     client.on('error', () => undefined);
     try {

@@ -1,21 +1,39 @@
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Logger } from '@nestjs/common';
 import { Redis } from 'ioredis';
-import pg from 'pg';
-import { ADMIN_DATABASE_URL, REDIS_URL, TEST_DATABASE } from './env.js';
+import { EmbeddedPostgres } from '../../src/database/embedded-postgres.js';
+import { REDIS_URL, TEST_DATABASE_URL_VARIABLE } from './env.js';
 
 /**
- * A fresh test database per run; the apps under test apply the migrations themselves. Without
- * KILN_TEST_QUEUE_BACKEND the suite runs on Redis where one answers, and on PostgreSQL alone
- * otherwise (the test workers and the processes they start inherit the choice).
+ * The run's own PostgreSQL: Kiln's embedded server in a temp folder, on a free port, removed at
+ * the end. Its URL reaches the test files and the processes they spawn through the environment,
+ * as does the queue backend: without KILN_TEST_QUEUE_BACKEND, Redis where one answers, and
+ * PostgreSQL alone otherwise.
  */
-export default async function setup(): Promise<void> {
-  const client = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
-  await client.connect();
-  try {
-    await client.query(`DROP DATABASE IF EXISTS ${TEST_DATABASE} WITH (FORCE)`);
-    await client.query(`CREATE DATABASE ${TEST_DATABASE}`);
-  } finally {
-    await client.end();
-  }
+export default async function setup(): Promise<() => Promise<void>> {
+  // Its start line and PostgreSQL's own lines would only crowd the test output.
+  Logger.overrideLogger(['error', 'warn']);
+  const root = mkdtempSync(join(tmpdir(), 'kiln-test-postgres-'));
+  const remove = () => rmSync(root, { recursive: true, force: true });
+  // As root, PostgreSQL runs as the postgres user, which must be able to reach its folder.
+  chmodSync(root, 0o755);
+  const [server] = await Promise.all([
+    EmbeddedPostgres.start(join(root, 'postgres')).catch((error: unknown) => {
+      remove();
+      throw error;
+    }),
+    chooseQueueBackend(),
+  ]);
+  process.env[TEST_DATABASE_URL_VARIABLE] = server.url;
+  return async () => {
+    await server.stop();
+    remove();
+  };
+}
+
+async function chooseQueueBackend(): Promise<void> {
   if (process.env.KILN_TEST_QUEUE_BACKEND) return;
   const onRedis = await answers(REDIS_URL);
   process.env.KILN_TEST_QUEUE_BACKEND = onRedis ? 'redis' : 'postgres';

@@ -27,7 +27,8 @@ export class KilnProcess {
   ) {
     child.stdout!.on('data', (chunk: Buffer) => (this.stdout += chunk.toString()));
     child.stderr!.on('data', (chunk: Buffer) => (this.stderr += chunk.toString()));
-    this.exited = once(child, 'exit').then(([code]) => code as number | null);
+    // 'close', not 'exit': only then has its output been read to the end.
+    this.exited = once(child, 'close').then(([code]) => code as number | null);
   }
 
   /** Spawns Kiln on a free port and returns once its port answers liveness. */
@@ -98,8 +99,18 @@ export class KilnProcess {
       });
   }
 
+  get pid(): number {
+    return this.child.pid!;
+  }
+
   async stop(): Promise<void> {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
+    await this.exited;
+  }
+
+  /** `kill -9`: no shutdown at all, as the OOM killer ends a process. */
+  async kill(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
     await this.exited;
   }
 }

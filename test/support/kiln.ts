@@ -9,7 +9,7 @@ import { createKilnApp } from '../../src/http/app.factory.js';
 import { type KilnConfig, loadConfig } from '../../src/config/config.js';
 import type { JobEvent } from '../../src/jobs/job-events.service.js';
 import type { JobView } from '../../src/jobs/job.dto.js';
-import { ON_REDIS, REDIS_URL, TEST_DATABASE_URL, TEST_PREFIX } from './env.js';
+import { ON_REDIS, REDIS_URL, TEST_PREFIX, testDatabaseUrl } from './env.js';
 import { TestGenerator } from './test.generator.js';
 
 const storage = mkdtempSync(join(tmpdir(), 'kiln-test-'));
@@ -20,7 +20,7 @@ export const ADMIN_KEY = 'kiln_test-admin-key-0123456789';
 /** The environment every test app starts from: test database, test prefix, short timings. */
 export const TEST_ENV: Record<string, string> = {
   KILN_ADMIN_API_KEY: ADMIN_KEY,
-  DATABASE_URL: TEST_DATABASE_URL,
+  DATABASE_URL: testDatabaseUrl(),
   ...(ON_REDIS ? { REDIS_URL, REDIS_PREFIX: TEST_PREFIX } : { QUEUE_BACKEND: 'postgres' }),
   ARTIFACT_DIR: join(storage, 'artifacts'),
   TEMP_DIR: join(storage, 'tmp'),
@@ -185,7 +185,7 @@ export async function startForTest(env: Record<string, string> = {}): Promise<Te
 
 /** Empties the test database tables and the test run's queues. */
 export async function resetState(): Promise<void> {
-  const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  const client = new pg.Client({ connectionString: testDatabaseUrl() });
   await client.connect();
   try {
     // Before the first app has migrated the test database there is nothing to empty.
@@ -234,7 +234,7 @@ export async function subscribe(
       await redis.quit();
     };
   }
-  const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  const client = new pg.Client({ connectionString: testDatabaseUrl() });
   await client.connect();
   client.on('notification', ({ payload }) => listener(payload ?? ''));
   await client.query(`LISTEN ${client.escapeIdentifier(channel)}`);
@@ -256,7 +256,7 @@ export async function sql<T extends pg.QueryResultRow>(
   text: string,
   values: unknown[] = [],
 ): Promise<T[]> {
-  const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  const client = new pg.Client({ connectionString: testDatabaseUrl() });
   await client.connect();
   try {
     return (await client.query<T>(text, values)).rows;

@@ -1,38 +1,26 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, chownSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import { postgresBinaries, runAs } from '../../src/database/embedded-postgres.js';
 import { freePort } from './ports.js';
-
-/** Debian's server binaries, whichever major version is installed. */
-function binDir(): string {
-  const root = '/usr/lib/postgresql';
-  const [major] = readdirSync(root).sort((a, b) => Number(b) - Number(a));
-  if (!major) throw new Error(`No PostgreSQL server under ${root}`);
-  return join(root, major, 'bin');
-}
-
-/** initdb and postgres refuse to run as root: they run as the `postgres` system user then. */
-function runAs(): { uid: number; gid: number } | undefined {
-  if (process.getuid?.() !== 0) return undefined;
-  const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres']).toString().trim());
-  return { uid: id('-u'), gid: id('-g') };
-}
 
 /**
  * A PostgreSQL cluster of the test's own, in a temp dir on a port of its own, that the test may
- * stop, freeze and restart: never the shared one. Trust auth, user `postgres`, database `kiln`.
+ * stop, freeze and restart: never the suite's. Trust auth, user `postgres`, database `kiln`; the
+ * binaries of Kiln's embedded PostgreSQL (embedded-postgres), as the postgres user under root.
  */
 export class OwnPostgres {
   private process?: ChildProcess;
-  private readonly user = runAs();
 
   private constructor(
     readonly port: number,
     private readonly dataDir: string,
+    private readonly binary: string,
+    private readonly user: { uid: number; gid: number } | undefined,
   ) {}
 
   get url(): string {
@@ -42,15 +30,20 @@ export class OwnPostgres {
   static async start(): Promise<OwnPostgres> {
     const root = mkdtempSync(join(tmpdir(), 'kiln-pg-'));
     const dataDir = join(root, 'data');
-    const server = new OwnPostgres(await freePort(), dataDir);
-    if (server.user) {
+    const [{ initdb, postgres }, user, port] = await Promise.all([
+      postgresBinaries(),
+      runAs(),
+      freePort(),
+    ]);
+    const server = new OwnPostgres(port, dataDir, postgres, user);
+    if (user) {
       chmodSync(root, 0o755);
-      chownSync(root, server.user.uid, server.user.gid);
+      chownSync(root, user.uid, user.gid);
     }
     execFileSync(
-      join(binDir(), 'initdb'),
+      initdb,
       ['-D', dataDir, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8'],
-      { stdio: 'ignore', ...server.user },
+      { stdio: 'ignore', ...user },
     );
     await server.restart();
     const client = new pg.Client({ connectionString: server.url.replace(/kiln$/, 'postgres') });
@@ -67,7 +60,7 @@ export class OwnPostgres {
   async restart(): Promise<void> {
     if (this.running) return;
     this.process = spawn(
-      join(binDir(), 'postgres'),
+      this.binary,
       [
         '-D',
         this.dataDir,
