@@ -1,11 +1,11 @@
-import { Queue } from 'bullmq';
 import Fastify from 'fastify';
 import pg from 'pg';
-import { BENCH_DATABASE_URL, BENCH_PREFIX, BENCH_QUEUE, BENCH_REDIS } from './bench-env.js';
+import { baselineQueue } from './baseline-queue.js';
+import { BENCH_DATABASE_URL } from './bench-env.js';
 
 /** The least a submit endpoint can do: Fastify, one pg INSERT, one BullMQ add. No Nest. */
 const pool = new pg.Pool({ connectionString: BENCH_DATABASE_URL, max: 10 });
-const queue = new Queue(BENCH_QUEUE, { connection: BENCH_REDIS, prefix: BENCH_PREFIX });
+const queue = baselineQueue();
 const app = Fastify();
 
 app.post<{ Body: { kind: string; input: object } }>('/jobs', async (request, reply) => {
