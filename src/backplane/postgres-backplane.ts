@@ -10,6 +10,7 @@ import {
 import pg from 'pg';
 import { backoffDelays } from '../common/backoff.js';
 import { DependencyOutages } from '../common/dependency-outages.service.js';
+import { isUnavailable } from '../common/unavailable.js';
 import { KilnConfig } from '../config/config.js';
 import { databaseUrl, poolOptions } from '../database/data-source-options.js';
 import { Sql } from '../database/sql.service.js';
@@ -55,7 +56,10 @@ export class PostgresBackplane extends Backplane implements OnApplicationShutdow
       // BullMQ's statements name its tables unqualified.
       options: `-c search_path=${DEFAULT_SCHEMA}`,
     });
-    this.pool.on('error', (error) => this.outages.failed('database', error));
+    // A connection that breaks while the pool is closing at shutdown is no outage.
+    this.pool.on('error', (error) => {
+      if (!this.closing) this.outages.failed('database', error);
+    });
   }
 
   /** PostgreSQL is the backplane: while it is down, so is everything that would use it. */
@@ -67,7 +71,10 @@ export class PostgresBackplane extends Backplane implements OnApplicationShutdow
   async queue(name: string): Promise<BackplaneQueue<unknown>> {
     await this.migrate();
     const queue = new Queue<unknown, void>(name, { connection: this.pool });
-    queue.on('error', (error) => this.outages.failed('database', error));
+    // Other errors are JobQueue's to log.
+    queue.on('error', (error) => {
+      if (isUnavailable(error)) this.outages.failed('database', error);
+    });
     this.queues.push(queue);
     return queue;
   }
