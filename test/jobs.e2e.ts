@@ -33,6 +33,66 @@ describe('submit, run and download', () => {
     expect(again.status).toBe(304);
   });
 
+  it('serves one byte range of a result, as seeking and resuming ask', async () => {
+    const { body } = await kiln.submit('music', { prompt: 'soft bells', duration: 1 });
+    const done = await kiln.waitForStatus(body.id, 'completed');
+    const whole = await kiln.fetch(done.links.result!);
+    expect(whole.headers.get('accept-ranges')).toBe('bytes');
+    const etag = whole.headers.get('etag')!;
+    const file = Buffer.from(await whole.arrayBuffer());
+    const get = (headers: Record<string, string>) => kiln.fetch(done.links.result!, { headers });
+
+    const part = await get({ range: 'bytes=100-199' });
+    expect(part.status).toBe(206);
+    expect(part.headers.get('content-range')).toBe(`bytes 100-199/${file.length}`);
+    expect(part.headers.get('content-length')).toBe('100');
+    expect(Buffer.from(await part.arrayBuffer())).toEqual(file.subarray(100, 200));
+
+    // The last 50 bytes, and a resumed download from an offset to the end.
+    const tail = await get({ range: 'bytes=-50', 'if-range': etag });
+    expect(tail.status).toBe(206);
+    expect(Buffer.from(await tail.arrayBuffer())).toEqual(file.subarray(file.length - 50));
+    const rest = await get({ range: `bytes=${file.length - 10}-` });
+    expect(Buffer.from(await rest.arrayBuffer())).toEqual(file.subarray(file.length - 10));
+
+    // A range of another version, or several at once: the whole file.
+    const wholeFile: Record<string, string>[] = [
+      { range: 'bytes=0-9', 'if-range': '"another-version"' },
+      { range: 'bytes=0-9,20-29' },
+    ];
+    for (const headers of wholeFile) {
+      const full = await get(headers);
+      expect(full.status).toBe(200);
+      expect(Buffer.from(await full.arrayBuffer())).toEqual(file);
+    }
+
+    const past = await get({ range: `bytes=${file.length}-` });
+    expect(past.status).toBe(416);
+    expect(past.headers.get('content-range')).toBe(`bytes */${file.length}`);
+    expect(past.headers.get('content-type')).toContain('application/problem+json');
+    expect(await past.json()).toMatchObject({ type: 'urn:kiln:problem:range-not-satisfiable' });
+  });
+
+  it('answers a poll that names the current view with 304, and one after a change in full', async () => {
+    const { body } = await kiln.submit('test', { holdMs: 1_000 });
+    const first = await kiln.fetch(`/api/v1/jobs/${body.id}`);
+    const etag = first.headers.get('etag')!;
+    expect(etag).toMatch(/^W\/"[0-9a-f]{32}"$/);
+    expect(first.headers.get('cache-control')).toBe('private, no-cache');
+    const poll = (tag: string) =>
+      kiln.fetch(`/api/v1/jobs/${body.id}`, { headers: { 'if-none-match': tag } });
+
+    const finished = await kiln.waitForStatus(body.id, 'completed');
+    const changed = await poll(etag);
+    expect(changed.status).toBe(200);
+    expect(await changed.json()).toEqual(finished);
+    const current = changed.headers.get('etag')!;
+    expect(current).not.toBe(etag);
+    const unchanged = await poll(current);
+    expect(unchanged.status).toBe(304);
+    expect(await unchanged.text()).toBe('');
+  });
+
   it('stores identical outputs once, by content', async () => {
     const input = { prompt: 'slow dark strings', duration: 1, seed: 7 };
     const [a, b] = await Promise.all([kiln.submit('music', input), kiln.submit('music', input)]);

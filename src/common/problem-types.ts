@@ -77,6 +77,11 @@ export const PROBLEM_TYPES = {
     status: 500,
     meaning: 'An unexpected error; it is logged with the request id.',
   },
+  'range-not-satisfiable': {
+    status: 416,
+    meaning:
+      "A download's `Range` starts past the end of the file; `Content-Range: bytes */<size>` gives its size.",
+  },
   'artifact-missing': { status: 500, meaning: "A completed job's file is missing from storage." },
   'dependency-unavailable': {
     status: 503,

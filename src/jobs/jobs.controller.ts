@@ -28,6 +28,8 @@ import { Caller } from '../auth/auth.decorators.js';
 import { type Principal, scopeOf } from '../auth/principal.js';
 import { ApiProblems } from '../common/api-problems.decorator.js';
 import { apiRef } from '../common/openapi.js';
+import { sha256Hex } from '../common/canonical-json.js';
+import { byteRange, matchesIfNoneMatch } from '../common/conditional-requests.js';
 import { ProblemError, badRequest } from '../common/problem.js';
 import { ZodPipe } from '../common/validation.js';
 import { KilnConfig } from '../config/config.js';
@@ -135,11 +137,29 @@ export class JobsController {
   }
 
   @Get(':id')
-  @ApiOperation({ summary: 'A job: status, step, progress, attempts, timings, error, links' })
+  @ApiOperation({
+    summary: 'A job: status, step, progress, attempts, timings, error, links',
+    description:
+      'With a weak `ETag` of the view: a poll that sends it back in `If-None-Match` gets `304` ' +
+      'while nothing changed.',
+  })
   @ApiResponse({ status: 200, schema: apiRef(jobViewSchema) })
+  @ApiResponse({ status: 304, description: 'Not modified (If-None-Match)' })
   @ApiProblems(400, 404)
-  async get(@Caller() caller: Principal, @Param('id', idPipe) id: string): Promise<JobView> {
-    return toJobView(await this.jobs.get(id, scopeOf(caller)));
+  async get(
+    @Caller() caller: Principal,
+    @Param('id', idPipe) id: string,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<JobView | undefined> {
+    const view = toJobView(await this.jobs.get(id, scopeOf(caller)));
+    // Of the whole view, so that any change a client can see gives another tag.
+    const etag = `W/"${sha256Hex(JSON.stringify(view)).slice(0, 32)}"`;
+    // Kept, but asked again each time: no-store would keep a browser from revalidating.
+    void reply.header('etag', etag).header('cache-control', 'private, no-cache');
+    if (!matchesIfNoneMatch(request.headers['if-none-match'], etag)) return view;
+    void reply.status(304);
+    return undefined;
   }
 
   @Delete(':id')
@@ -163,11 +183,17 @@ export class JobsController {
   }
 
   @Get(':id/result')
-  @ApiOperation({ summary: "Download a completed job's output" })
+  @ApiOperation({
+    summary: "Download a completed job's output",
+    description:
+      'One byte range may be asked for (`Range`, `If-Range` with the ETag), so audio can be seeked ' +
+      'and a broken download resumed; the ETag is the sha256 of the file.',
+  })
   @ApiProduces('application/octet-stream')
   @ApiResponse({ status: 200, description: 'The file, with its own content type' })
+  @ApiResponse({ status: 206, description: 'The asked range (`Content-Range`)' })
   @ApiResponse({ status: 304, description: 'Not modified (If-None-Match)' })
-  @ApiProblems(400, 404, 409)
+  @ApiProblems(400, 404, 409, 416)
   async result(
     @Caller() caller: Principal,
     @Param('id', idPipe) id: string,
@@ -176,22 +202,46 @@ export class JobsController {
   ): Promise<void> {
     const { job, artifact, path } = await this.jobs.result(id, scopeOf(caller));
     const etag = `"${artifact.sha256}"`;
-    void reply.header('etag', etag).header('cache-control', 'private, max-age=31536000, immutable');
-    if (request.headers['if-none-match']?.split(/\s*,\s*/).includes(etag)) {
+    void reply
+      .header('etag', etag)
+      .header('accept-ranges', 'bytes')
+      .header('cache-control', 'private, max-age=31536000, immutable');
+    if (matchesIfNoneMatch(request.headers['if-none-match'], etag)) {
       await reply.status(304).send();
       return;
+    }
+    const size = artifact.sizeBytes;
+    const ifRange = request.headers['if-range'];
+    const range = byteRange(size, etag, {
+      range: request.headers.range,
+      ifRange: typeof ifRange === 'string' ? ifRange : undefined,
+    });
+    if (range.kind === 'unsatisfiable') {
+      throw new ProblemError(
+        'range-not-satisfiable',
+        `The file of job ${id} has ${size} bytes; the range asked for starts past its end.`,
+        { headers: { 'content-range': `bytes */${size}` } },
+      );
     }
     await access(path).catch(() => {
       throw new ProblemError('artifact-missing', `The file of job ${id} is missing from storage.`);
     });
-    await reply
+    void reply
       .type(artifact.contentType)
-      .header('content-length', artifact.sizeBytes)
       .header(
         'content-disposition',
         `attachment; filename="${job.kind}-${job.id}.${artifact.extension}"`,
-      )
-      .send(createReadStream(path));
+      );
+    if (range.kind === 'whole') {
+      await reply.header('content-length', size).send(createReadStream(path));
+      return;
+    }
+    const { start, end } = range;
+    await reply
+      .status(206)
+      .header('content-range', `bytes ${start}-${end}/${size}`)
+      .header('content-length', end - start + 1)
+      .send(createReadStream(path, { start, end }));
   }
 
   @Get(':id/events')
