@@ -50,8 +50,7 @@ export class PostgresBackplane extends Backplane implements OnApplicationShutdow
   ) {
     super();
     this.pool = new pg.Pool({
-      connectionString: databaseUrl(config),
-      ...poolOptions(config, { bounded: false }),
+      ...this.connection(),
       max: config.database.poolSize,
       // BullMQ's statements name its tables unqualified.
       options: `-c search_path=${DEFAULT_SCHEMA}`,
@@ -130,10 +129,7 @@ export class PostgresBackplane extends Backplane implements OnApplicationShutdow
    * on Redis: a cancel is stored in the row too, and a live stream re-reads its job.
    */
   private async listen(channels: readonly string[], listener: MessageListener): Promise<void> {
-    const client = new pg.Client({
-      connectionString: databaseUrl(this.config),
-      ...poolOptions(this.config, { bounded: false }),
-    });
+    const client = new pg.Client(this.connection());
     // Until it listens, a failure is the caller's to handle.
     client.on('error', () => undefined);
     try {
@@ -150,6 +146,14 @@ export class PostgresBackplane extends Backplane implements OnApplicationShutdow
     });
     client.on('end', () => void this.relisten(client, channels, listener));
     this.subscriber = client;
+  }
+
+  /** Unbounded statements: a worker's wait for jobs and a LISTEN last as long as they need. */
+  private connection(): pg.ClientConfig {
+    return {
+      connectionString: databaseUrl(this.config),
+      ...poolOptions(this.config, { bounded: false }),
+    };
   }
 
   private async relisten(
